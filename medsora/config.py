@@ -1,0 +1,212 @@
+"""Load, compose, override and validate run configurations.
+
+A run is described by YAML files under ``configs/``:
+
+* ``configs/<group>/<name>.yaml`` — one component (``data``, ``vae``, ``model``,
+  ``diffusion``, ``align``, ``cond``, ``trainer``, ``train``);
+* ``configs/experiment/<name>.yaml`` — a whole run: a ``defaults:`` list naming
+  component files (``- model: tiny``) or another experiment to extend
+  (``- experiment: demo``), then overrides of any key.
+
+Command-line arguments are OmegaConf dotlist overrides (``data.size=128``); a bare
+group name swaps a component file (``model=medsora_b``), ``experiment=NAME`` picks
+the experiment. Everything is merged into the typed dataclass schema
+:class:`medsora.schema.RunConfig`, one source at a time, so an unknown key, a wrong
+type, a value outside its allowed choices or a missing required key fails at
+start-up with the full key path *and* the file (or "command line") it came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from medsora.schema import GROUPS, RunConfig
+
+__all__ = ["ConfigError", "config_dir", "compose", "parse_cli", "to_yaml", "list_configs"]
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix: names the key, the source and the fix."""
+
+
+def config_dir() -> Path:
+    """The configs folder: ``$MEDSORA_CONFIG_DIR`` or ``configs/`` beside the package."""
+    env = os.environ.get("MEDSORA_CONFIG_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "configs"
+
+
+def list_configs(group: str, root: Path | None = None) -> list[str]:
+    """Names of the YAML files available for a group (e.g. ``experiment``)."""
+    folder = (root or config_dir()) / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _group_file(root: Path, group: str, name: str, origin: str) -> Path:
+    path = root / group / f"{name}.yaml"
+    if not path.is_file():
+        choices = ", ".join(list_configs(group, root)) or "none"
+        raise ConfigError(f"{origin}: no config '{group}/{name}.yaml' in {root} (available: {choices})")
+    return path
+
+
+def _flatten(tree: Any, prefix: str = "") -> Iterable[str]:
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix
+
+
+class _Composer:
+    """Merges sources into the structured schema, remembering where each key came from."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.cfg: DictConfig = OmegaConf.structured(RunConfig)
+        self.origin: dict[str, str] = {}
+        self._visiting: list[str] = []
+
+    def merge(self, tree: dict, source: str) -> None:
+        try:
+            self.cfg = OmegaConf.merge(self.cfg, OmegaConf.create(tree))
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "?"
+            msg = str(err).splitlines()[0]
+            raise ConfigError(f"{source}: invalid key '{key}': {msg}") from None
+        for key in _flatten(tree):
+            self.origin[key] = source
+
+    def component(self, group: str, name: str, origin: str) -> None:
+        path = _group_file(self.root, group, name, origin)
+        tree = _read_yaml(path)
+        if "defaults" in tree:
+            raise ConfigError(f"{path}: component files cannot have a 'defaults' list")
+        self.merge({group: tree}, str(path))
+
+    def experiment(self, name: str, origin: str) -> None:
+        path = _group_file(self.root, "experiment", name, origin)
+        if str(path) in self._visiting:
+            raise ConfigError(f"{path}: experiment defaults form a cycle: {' -> '.join(self._visiting)}")
+        self._visiting.append(str(path))
+        tree = _read_yaml(path)
+        defaults = tree.pop("defaults", []) or []
+        if not isinstance(defaults, list):
+            raise ConfigError(f"{path}: 'defaults' must be a list like '- model: tiny'")
+        self_done = False
+        for entry in defaults:
+            if entry == "_self_":
+                self.merge(tree, str(path))
+                self_done = True
+                continue
+            if not (isinstance(entry, dict) and len(entry) == 1):
+                raise ConfigError(f"{path}: defaults entry {entry!r} must be '- group: name' or '_self_'")
+            (group, value), = entry.items()
+            group = str(group).lstrip("/")
+            if group == "experiment":
+                self.experiment(str(value), str(path))
+            elif group in GROUPS:
+                self.component(group, str(value), str(path))
+            else:
+                raise ConfigError(f"{path}: unknown defaults group '{group}' (groups: experiment, {', '.join(GROUPS)})")
+        if not self_done:
+            self.merge(tree, str(path))
+        self._visiting.pop()
+
+
+def parse_cli(args: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
+    """Split ``key=value`` arguments into (experiment, group swaps, dotlist overrides)."""
+    experiment, swaps, dotlist = None, [], []
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"command line: '{arg}' is not a 'key=value' override")
+        key, value = arg.split("=", 1)
+        if key == "experiment":
+            experiment = value
+        elif key in GROUPS and value and not value.startswith(("{", "[")):
+            swaps.append(arg)
+        else:
+            dotlist.append(arg)
+    return experiment, swaps, dotlist
+
+
+def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
+    for field in dataclasses.fields(schema):
+        key = f"{prefix}.{field.name}" if prefix else field.name
+        value = cfg[field.name]
+        sub = field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(sub):
+            _check_choices(value, type(sub), key, origin)
+            continue
+        choices = field.metadata.get("choices")
+        if choices is None or OmegaConf.is_missing(cfg, field.name) or value is None:
+            continue
+        items = list(value) if OmegaConf.is_list(value) else [value]
+        for item in items:
+            if item not in choices:
+                source = origin.get(key, "defaults")
+                raise ConfigError(f"{source}: '{key}' = {item!r} is not one of {list(choices)}")
+
+
+def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: Path | None = None) -> DictConfig:
+    """Build the validated config of a run.
+
+    Args:
+        experiment: name of ``configs/experiment/<name>.yaml``; ``None`` uses the
+            schema defaults plus the overrides alone.
+        overrides: command-line style ``key=value`` strings (group swaps allowed).
+        root: configs folder (default :func:`config_dir`).
+    Returns:
+        A read-only structured ``DictConfig`` typed by :class:`RunConfig`.
+    Raises:
+        ConfigError: naming the key path and its source file for any problem.
+    """
+    root = root or config_dir()
+    cli_experiment, swaps, dotlist = parse_cli(list(overrides))
+    experiment = cli_experiment or experiment
+    comp = _Composer(root)
+    if experiment:
+        comp.experiment(experiment, "command line")
+    for swap in swaps:
+        group, name = swap.split("=", 1)
+        comp.component(group, name, "command line")
+    if dotlist:
+        for item in dotlist:
+            key, value = item.split("=", 1)
+            try:
+                tree = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+            except OmegaConfBaseException as err:
+                raise ConfigError(f"command line: cannot parse '{item}': {err}") from None
+            comp.merge(tree, f"command line ({key})")
+    cfg = comp.cfg
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            "required keys are not set: " + ", ".join(missing)
+            + " — set them in the experiment file or on the command line (key=value)"
+        )
+    _check_choices(cfg, RunConfig, "", comp.origin)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The merged configuration as YAML (what ``--print-config`` shows)."""
+    return OmegaConf.to_yaml(cfg)

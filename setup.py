@@ -1,0 +1,40 @@
+"""MedSora: latent video diffusion with spatio-temporal Mamba for medical video."""
+from setuptools import find_packages, setup
+
+setup(
+    name="medsora",
+    version="0.1.0",
+    description="Medical video generation: spatio-temporal Mamba diffusion, optical-flow alignment, "
+    "frequency-compensated causal VAE",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["medsora", "medsora.*"]),
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.4,<2.15",
+        "torchvision>=0.19,<0.30",
+        "lightning>=2.5,<2.7",
+        "einops>=0.8,<0.9",
+        "omegaconf>=2.3,<2.4",
+        "pyyaml>=6",
+        "diffusers>=0.32,<0.43",
+        "transformers>=4.44,<6",
+        "safetensors>=0.4",
+        "tensorboard>=2.16",
+        "torchmetrics>=1.4,<2.0",
+        "av>=12.0",
+        "pydicom>=2.4",
+        "nibabel>=5.2",
+        "scikit-image>=0.23",
+        "scipy>=1.11",
+        "numpy>=1.26",
+        "matplotlib>=3.8",
+        "pillow>=10",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        "kernels": ["mamba-ssm>=2.2", "causal-conv1d>=1.4"],
+    },
+)

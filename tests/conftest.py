@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny CPU configurations and an isolated cache folder."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_cpu():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _medsora_cache(tmp_path_factory):
+    """Keep generated data (the demo set) out of the user's home during tests."""
+    if "MEDSORA_CACHE" not in os.environ:
+        os.environ["MEDSORA_CACHE"] = str(tmp_path_factory.mktemp("medsora-cache"))
+    yield os.environ["MEDSORA_CACHE"]
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu test: no CUDA device on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
