@@ -9,7 +9,8 @@ A run is described by YAML files under ``configs/``:
   (``- experiment: demo``), then overrides of any key.
 
 Command-line arguments are OmegaConf dotlist overrides (``data.size=128``); a bare
-group name swaps a component file (``model=medsora_b``), ``experiment=NAME`` picks
+group name swaps a component file (``model=medsora_b``) — it replaces the experiment's
+defaults entry for that group (the experiment's own keys still apply on top), ``experiment=NAME`` picks
 the experiment. Everything is merged into the typed dataclass schema
 :class:`medsora.schema.RunConfig`, one source at a time, so an unknown key, a wrong
 type, a value outside its allowed choices or a missing required key fails at
@@ -78,8 +79,10 @@ def _flatten(tree: Any, prefix: str = "") -> Iterable[str]:
 class _Composer:
     """Merges sources into the structured schema, remembering where each key came from."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, swaps: dict[str, str] | None = None):
         self.root = root
+        self.swaps = dict(swaps or {})  # group -> file chosen on the command line
+        self.used_swaps: set[str] = set()
         self.cfg: DictConfig = OmegaConf.structured(RunConfig)
         self.origin: dict[str, str] = {}
         self._visiting: list[str] = []
@@ -123,7 +126,11 @@ class _Composer:
             if group == "experiment":
                 self.experiment(str(value), str(path))
             elif group in GROUPS:
-                self.component(group, str(value), str(path))
+                if group in self.swaps:  # the command line replaces this defaults entry, like Hydra
+                    self.used_swaps.add(group)
+                    self.component(group, self.swaps[group], "command line")
+                else:
+                    self.component(group, str(value), str(path))
             else:
                 raise ConfigError(f"{path}: unknown defaults group '{group}' (groups: experiment, {', '.join(GROUPS)})")
         if not self_done:
@@ -181,12 +188,12 @@ def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: 
     root = root or config_dir()
     cli_experiment, swaps, dotlist = parse_cli(list(overrides))
     experiment = cli_experiment or experiment
-    comp = _Composer(root)
+    comp = _Composer(root, dict(swap.split("=", 1) for swap in swaps))
     if experiment:
         comp.experiment(experiment, "command line")
-    for swap in swaps:
-        group, name = swap.split("=", 1)
-        comp.component(group, name, "command line")
+    for group, name in comp.swaps.items():  # groups the experiment did not list: merged on top
+        if group not in comp.used_swaps:
+            comp.component(group, name, "command line")
     if dotlist:
         for item in dotlist:
             key, value = item.split("=", 1)
