@@ -1,0 +1,134 @@
+"""Run a sweep's variants as separate training processes and gather the results.
+
+Each variant runs ``python -m medsora.fit experiment=BASE <overrides> name=V out_dir=OUT/V``
+in its own process (so a crash or an out-of-memory in one variant loses nothing of the
+others), one after another, or several at a time: one per device given, or ``jobs`` at a
+time on the CPU. A finished variant leaves ``OUT/V/result.json``; a rerun skips it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from queue import Queue
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from medsora.sweeps import results
+from medsora.sweeps.spec import SweepSpec, Variant, validate
+
+RESULT_FILE = "result.json"
+
+
+def count_backbone_params(cfg) -> int:
+    """Parameters of the variant's denoiser, counted on the meta device (no memory, no weights)."""
+    import torch
+
+    from medsora.backbone import MedSoraDiT
+
+    with torch.device("meta"):
+        model = MedSoraDiT.from_config(cfg.model, in_channels=cfg.vae.latent_channels)
+    return sum(p.numel() for p in model.parameters())
+
+
+def fit_command(spec: SweepSpec, variant: Variant, run_dir: Path, extra: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "medsora.fit", f"experiment={spec.base}", *variant.overrides, *extra,
+            f"name={variant.name}", f"out_dir={run_dir}"]
+
+
+def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
+    """Sample from the variant's last checkpoint and score it with medsora.evaluate."""
+    ev = spec.evaluate
+    ckpts = sorted(run_dir.rglob("last.ckpt"))
+    if not ckpts:
+        raise RuntimeError(f"no last.ckpt under {run_dir} to sample from")
+    samples, scores = run_dir / "samples", run_dir / "eval.json"
+    sample_cmd = [sys.executable, "-m", "medsora.sample", "--ckpt", str(ckpts[-1]), "--num", str(ev.get("num", 16)),
+                  "--out", str(samples), "--steps", str(ev.get("steps", 50)), "--sampler", str(ev.get("sampler", "ddim"))]
+    subprocess.run(sample_cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    eval_cmd = [sys.executable, "-m", "medsora.evaluate", "--real", str(ev.get("real", "demo")), "--fake", str(samples),
+                "--out", str(scores)]
+    if ev.get("metrics"):
+        eval_cmd += ["--metrics", ",".join(ev["metrics"])]
+    subprocess.run(eval_cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    data = results.load_json(scores)
+    metrics = data.get("metrics", data)
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, params: int | None,
+                extra: Sequence[str] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train one variant in a subprocess; returns its result row (also written to result.json)."""
+    run_dir = out_dir / variant.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = fit_command(spec, variant, run_dir, extra)
+    start = time.time()
+    with (run_dir / "train.log").open("w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        row: dict[str, Any] = {"variant": variant.name, "params_m": None if params is None else params / 1e6}
+        if proc.returncode != 0:
+            row["status"] = f"failed (exit {proc.returncode}, see {run_dir / 'train.log'})"
+            return row
+        row.update(results.summarize_run(run_dir))
+        if spec.evaluate:
+            row.update(_evaluate(spec, run_dir, log))
+    row["status"] = "done"
+    row["wall_s"] = round(time.time() - start, 1)
+    (run_dir / RESULT_FILE).write_text(json.dumps(row, indent=2))
+    return row
+
+
+def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs: int = 1,
+              extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Validate all variants, run the unfinished ones, write results.csv/.md and loss_curves.png."""
+    configs = validate(spec, list(extra))  # fails before anything runs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {name: count_backbone_params(cfg) for name, cfg in configs.items()}
+
+    slots: Queue = Queue()
+    if devices:
+        for device in devices:
+            slots.put(({"CUDA_VISIBLE_DEVICES": str(device)}, ["trainer.devices=1"]))
+    else:
+        for _ in range(max(1, jobs)):
+            slots.put(({}, []))
+
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for variant in spec.variants:
+        done = out_dir / variant.name / RESULT_FILE
+        if done.is_file():
+            rows[variant.name] = {**results.load_json(done), "status": "done (skipped: finished earlier)"}
+        else:
+            todo.append(variant)
+    lock = threading.Lock()
+    bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="variant")
+
+    def work(variant: Variant) -> None:
+        env, more = slots.get()
+        try:
+            row = run_variant(spec, variant, out_dir, params[variant.name], [*extra, *more], env)
+        finally:
+            slots.put((env, more))
+        with lock:
+            rows[variant.name] = row
+            bar.update(1)
+            bar.set_postfix_str(f"{variant.name}: {row['status'][:20]}")
+
+    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+        list(pool.map(work, todo))
+    bar.close()
+
+    ordered = [rows[v.name] for v in spec.variants]
+    results.write_tables(ordered, out_dir)
+    curves = {v.name: results.loss_curve(out_dir / v.name) for v in spec.variants}
+    results.plot_curves(curves, out_dir / "loss_curves.png", f"sweep {spec.name} ({spec.base})")
+    return ordered

@@ -1,0 +1,132 @@
+"""Sweep files: parse, expand into variants, validate every variant before anything runs.
+
+A sweep file (``configs/sweep/NAME.yaml``)::
+
+    base: demo_diffusion            # experiment every variant starts from
+    overrides: [trainer.max_steps=200]   # applied to every variant
+    variants:                       # named variants: a list of overrides each
+      medsora: []
+      full_attn: ["model.blocks=[full_attn]"]
+    grid:                           # and/or a cartesian grid: key -> values
+      model.bidirectional: [true, false]
+    evaluate:                       # optional: sample and score each variant
+      real: demo                    # folder/manifest of real videos ("demo" = the demo set)
+      metrics: [fvd, temporal_flickering]
+      num: 16
+
+With both ``variants`` and ``grid`` every named variant is crossed with every grid
+point. Variant names are made from the grid values when there are no names.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medsora.config import ConfigError, compose
+
+_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description"}
+_EVAL_ALLOWED = {"real", "metrics", "num", "steps", "sampler"}
+
+
+@dataclass
+class Variant:
+    """One run of a sweep: its name and the overrides on top of the base experiment."""
+
+    name: str
+    overrides: list[str]
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    base: str
+    variants: list[Variant]
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "variant"
+
+
+def _as_overrides(items: Any, where: str) -> list[str]:
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, str) and "=" in i for i in items):
+        raise ConfigError(f"{where}: expected a list of 'key=value' strings, got {items!r}")
+    return list(items)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Parse a sweep file and expand it into variants (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file not found: {path}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping with 'base' and 'variants'/'grid'")
+    unknown = set(data) - _ALLOWED
+    if unknown:
+        raise ConfigError(f"{path}: unknown sweep keys {sorted(unknown)} (allowed: {sorted(_ALLOWED)})")
+    if not isinstance(data.get("base"), str):
+        raise ConfigError(f"{path}: 'base' must name an experiment (configs/experiment/NAME.yaml)")
+    common = _as_overrides(data.get("overrides"), f"{path}: overrides")
+
+    named = data.get("variants") or {}
+    if not isinstance(named, dict):
+        raise ConfigError(f"{path}: 'variants' must map a name to a list of overrides")
+    named_list = [(str(n), _as_overrides(o, f"{path}: variants.{n}")) for n, o in named.items()]
+
+    grid = data.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{path}: 'grid' must map a key to a non-empty list of values")
+    grid_points: list[tuple[str, list[str]]] = []
+    for combo in (itertools.product(*grid.values()) if grid else ()):
+        parts = [f"{k}={_format_value(v)}" for k, v in zip(grid, combo)]
+        label = "_".join(f"{k.split('.')[-1]}-{_format_value(v)}" for k, v in zip(grid, combo))
+        grid_points.append((label, parts))
+
+    if not named_list and not grid_points:
+        raise ConfigError(f"{path}: no variants: give 'variants' and/or 'grid'")
+    named_list = named_list or [("", [])]
+    grid_points = grid_points or [("", [])]
+    variants = []
+    for (vname, vover), (gname, gover) in itertools.product(named_list, grid_points):
+        name = _slug("_".join(p for p in (vname, gname) if p))
+        variants.append(Variant(name, common + vover + gover))
+    names = [v.name for v in variants]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: variant names repeat: {dupes}")
+
+    evaluate = data.get("evaluate") or {}
+    if not isinstance(evaluate, dict) or set(evaluate) - _EVAL_ALLOWED:
+        raise ConfigError(f"{path}: 'evaluate' keys must be among {sorted(_EVAL_ALLOWED)}")
+    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")))
+
+
+def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
+    """Compose every variant's config; the first bad one fails naming the variant.
+
+    Returns ``{variant name: composed config}``.
+    """
+    configs = {}
+    for variant in spec.variants:
+        try:
+            configs[variant.name] = compose(spec.base, list(variant.overrides) + list(extra or []))
+        except ConfigError as err:
+            raise ConfigError(f"sweep '{spec.name}', variant '{variant.name}': {err}") from None
+    return configs

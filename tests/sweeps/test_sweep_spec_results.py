@@ -1,0 +1,120 @@
+"""Sweep files expand and validate before anything runs; results are read back from TensorBoard logs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from medsora.config import ConfigError
+from medsora.sweeps import results
+from medsora.sweeps.spec import load_sweep, validate
+
+
+@pytest.fixture(autouse=True)
+def config_root(tmp_path, monkeypatch):
+    """A private configs folder with one experiment, so the tests do not depend on the shipped ones."""
+    root = tmp_path / "configs"
+    (root / "experiment").mkdir(parents=True)
+    (root / "experiment" / "base.yaml").write_text("name: base\ndata:\n  root: /videos\n")
+    monkeypatch.setenv("MEDSORA_CONFIG_DIR", str(root))
+    return root
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_grid_and_variants_expand_to_their_product(tmp_path):
+    spec = load_sweep(_write(tmp_path, """
+base: base
+overrides: [trainer.max_steps=3]
+variants:
+  mamba: []
+  attn: ["model.blocks=[full_attn]"]
+grid:
+  model.bidirectional: [true, false]
+"""))
+    names = [v.name for v in spec.variants]
+    assert names == ["mamba_bidirectional-true", "mamba_bidirectional-false",
+                     "attn_bidirectional-true", "attn_bidirectional-false"]
+    attn_false = spec.variants[3]
+    assert attn_false.overrides == ["trainer.max_steps=3", "model.blocks=[full_attn]", "model.bidirectional=false"]
+
+
+def test_bad_key_fails_naming_the_variant_before_anything_runs(tmp_path, monkeypatch):
+    spec = load_sweep(_write(tmp_path, """
+base: base
+variants:
+  good: [model.depth=1]
+  typo: [model.dept=1]
+"""))
+    with pytest.raises(ConfigError) as err:
+        validate(spec)
+    assert "variant 'typo'" in str(err.value) and "model.dept" in str(err.value)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("variants: {a: []}", "'base' must name an experiment"),
+    ("base: base\ndescription: nothing", "no variants"),
+    ("base: base\ngrid: {model.depth: []}", "non-empty list"),
+    ("base: base\nvariants: {a: [depth]}", "key=value"),
+    ("base: base\nvariants: {a: []}\nextra: 1", "unknown sweep keys"),
+    ("base: base\nvariants: {a: []}\nevaluate: {metric: fvd}", "'evaluate' keys"),
+])
+def test_malformed_sweep_files(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(_write(tmp_path, text))
+
+
+def test_summary_from_known_logs(tmp_path):
+    run = tmp_path / "v" / "tb"
+    writer = SummaryWriter(str(run))
+    for step, loss in enumerate([1.0, 0.5, 0.25, 0.125]):
+        writer.add_scalar("train/loss", loss, step)
+        writer.add_scalar("perf/step_time_s", [0.3, 0.1, 0.2, 0.9][step], step)
+        writer.add_scalar("perf/peak_mem_mb", 100.0 + step, step)
+    writer.add_scalar("val/loss", 0.7, 3)
+    writer.close()
+    summary = results.summarize_run(tmp_path / "v")
+    assert summary["train_loss"] == pytest.approx(0.125)
+    assert summary["val_loss"] == pytest.approx(0.7)
+    assert summary["step_time_s"] == pytest.approx(0.3)  # median of 0.1, 0.2, 0.3, 0.9 (upper)
+    assert summary["peak_mem_mb"] == pytest.approx(103.0)
+    assert [v for _, v in results.loss_curve(tmp_path / "v")] == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_tables_and_plot(tmp_path):
+    rows = [{"variant": "a", "status": "done", "params_m": 1.5, "train_loss": 0.1, "fvd": 300.0},
+            {"variant": "b", "status": "failed", "params_m": 2.0}]
+    csv_path, md_path = results.write_tables(rows, tmp_path)
+    md = md_path.read_text().splitlines()
+    assert md[0].startswith("| variant | status | params_m") and md[0].rstrip().endswith("fvd |")
+    assert "| a | done | 1.5 | 0.1 |" in md[2] and md[3].count("–") >= 4
+    assert csv_path.read_text().splitlines()[1].startswith("a,done,1.5,0.1")
+    png = results.plot_curves({"a": [(0, 1.0), (1, 0.5)], "b": []}, tmp_path / "c.png", "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_finished_variants_are_skipped_on_rerun(tmp_path, monkeypatch):
+    from medsora.sweeps import runner
+
+    spec = load_sweep(_write(tmp_path, "base: base\nvariants: {a: [], b: [model.depth=1]}\n"))
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    (out / "a" / runner.RESULT_FILE).write_text(json.dumps({"variant": "a", "status": "done", "train_loss": 0.5}))
+    launched = []
+
+    def fake_variant(spec_, variant, out_dir, params, extra=(), env=None):
+        launched.append(variant.name)
+        return {"variant": variant.name, "status": "done", "train_loss": 0.25}
+
+    monkeypatch.setattr(runner, "run_variant", fake_variant)
+    monkeypatch.setattr(runner, "count_backbone_params", lambda cfg: 1000)
+    rows = runner.run_sweep(spec, out)
+    assert launched == ["b"]
+    assert rows[0]["status"].startswith("done (skipped") and rows[0]["train_loss"] == 0.5
+    assert (out / "results.md").is_file() and (out / "loss_curves.png").is_file()
