@@ -1,8 +1,8 @@
 """Schema of ``data:`` — sources, preprocessing, clip sampling, loading."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 from medsora.schema_fields import choice
 
@@ -10,20 +10,26 @@ from medsora.schema_fields import choice
 @dataclass
 class DataConfig:
     root: str = "???"  # folder of videos/frames/DICOM/NIfTI, or "demo" for the embedded set
-    manifest: Optional[str] = None  # CSV or JSONL inside root: path, caption, modality, split
+    # CSV or JSONL (path, caption, modality, split, extra columns = metadata), relative to root;
+    # None: root/manifest.jsonl or root/manifest.csv when present, else every source under root
+    # with modality = parent folder name
+    manifest: Optional[str] = None
     cache: Optional[str] = None  # encode cache (latents + flow targets) written by medsora.encode
     size: int = 64  # short side resized to this, then cropped to size×size
-    crop: str = choice("center", "center", "random")
+    crop: str = choice("center", "center", "random")  # "random" applies to training only
     num_frames: int = 17
-    frame_stride: int = 1
+    frame_stride: int = 1  # fixed interval between sampled frames (when adaptive_interval is off)
     adaptive_interval: bool = False  # Bora: smallest stride whose mean |Δframe| exceeds threshold_k
-    threshold_k: float = 0.02
-    max_stride: int = 8
-    short_videos: str = choice("pad", "pad", "skip")
-    nifti_axis: int = 2  # slice axis for 3D volumes
-    val_fraction: float = 0.1
+    threshold_k: float = 0.02  # mean absolute inter-frame difference, intensities in [0, 1]
+    max_stride: int = 8  # largest interval the adaptive rule may pick
+    short_videos: str = choice("pad", "pad", "skip")  # fewer frames than a clip needs
+    nifti_axis: int = 2  # slice axis (RAS+) for 3D volumes and 4D series
+    nifti_slice: Optional[int] = None  # slice shown for 4D NIfTI; None = middle
+    intensity_percentiles: List[float] = field(default_factory=lambda: [0.5, 99.5])  # robust 8-bit scaling
+    val_fraction: float = 0.1  # share of videos without a manifest split that go to validation (path hash)
     batch_size: int = 2
     num_workers: int = 0
-    max_bad_fraction: float = 0.05
+    max_bad_fraction: float = 0.05  # more unreadable files than this share stops start-up
+    probe_files: int = 2000  # headers checked at start-up (a seeded sample on larger sets); -1 = all
     demo_clips: int = 100
     demo_seed: int = 0

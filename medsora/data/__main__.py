@@ -1,0 +1,4 @@
+"""``python -m medsora.data check ROOT`` — see :mod:`medsora.data.check`."""
+from medsora.data.check import main
+
+raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""The encode cache: VAE posterior statistics and flow targets, precomputed by ``python -m medsora.encode``.
+
+Layout under ``data.cache``::
+
+    manifest.json                      what made the cache (fingerprint), splits, shard plan
+    <split>/shard-00000.safetensors    latent_mean, latent_std  N×C×T×h×w;  flow  N×T×h×w×D
+                                       metadata "records": JSON [{caption, modality, path}, ...]
+
+Shards are written atomically (temporary file + rename), so a shard that exists is complete;
+an interrupted encode resumes by skipping them. Latents are stored *unscaled* (the raw
+posterior); multiply samples by :attr:`CacheDataset.scaling_factor` before diffusion.
+
+A cache is tied to what produced it. :func:`run_fingerprint` describes that for a run
+config; :class:`CacheDataset` refuses a cache whose manifest disagrees with what the run
+expects (:class:`StaleCacheError`, listing each difference).
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import OmegaConf
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+
+CACHE_VERSION = 1
+MANIFEST = "manifest.json"
+TENSOR_KEYS = ("latent_mean", "latent_std", "flow")
+RECORD_KEYS = ("caption", "modality", "path")
+
+# data.* keys that change which pixels reach the VAE and the teacher.
+DATA_KEYS = ("root", "manifest", "size", "crop", "num_frames", "frame_stride", "adaptive_interval",
+             "threshold_k", "max_stride", "short_videos", "nifti_axis", "nifti_slice", "intensity_percentiles",
+             "val_fraction")
+DEMO_KEYS = ("demo_clips", "demo_seed")
+
+
+class StaleCacheError(ValueError):
+    """The cache was made by something other than what this run expects."""
+
+
+class IncompleteCacheError(FileNotFoundError):
+    """The cache's manifest lists shards that are not written yet."""
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def data_fingerprint(data_cfg) -> dict:
+    """The ``data:`` settings that determine the cached clips (JSON-ready values)."""
+    keys = DATA_KEYS + (DEMO_KEYS if data_cfg.root == "demo" else ())
+    return {key: _plain(data_cfg[key]) for key in keys}
+
+
+def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Optional[dict] = None) -> dict:
+    """What a cache for this run must have been made from (nested dict of plain values).
+
+    Args:
+        cfg: a composed run config.
+        vae_sha256: SHA-256 of the VAE checkpoint. ``None`` computes it from ``vae.ckpt`` when
+            that file exists and leaves it out otherwise (a training run from a cache may not
+            have the VAE on this machine: then the VAE is not checked).
+        teacher_identity: ``FlowTeacher.identity()``; ``None`` derives it from ``align.teacher``
+            without loading the teacher (weights given as a missing file are left unchecked).
+    Returns:
+        ``{"data": ..., "vae": {"ckpt_sha256"}?, "align": {... , "patch"}}``.
+    """
+    from medsora.flow.raft_weights import file_sha256, weights_identity
+
+    fp: dict[str, Any] = {"data": data_fingerprint(cfg.data)}
+    if vae_sha256 is None and cfg.vae.ckpt and Path(cfg.vae.ckpt).expanduser().is_file():
+        vae_sha256 = file_sha256(Path(cfg.vae.ckpt).expanduser())
+    if vae_sha256 is not None:
+        fp["vae"] = {"ckpt_sha256": vae_sha256}
+    if teacher_identity is None:
+        t = cfg.align.teacher
+        teacher_identity = {"target": cfg.align.target, "arch": t.arch, "iters": t.iters, "min_size": t.min_size}
+        weights = weights_identity(t.arch, t.weights, t.seed)
+        if not weights.startswith("missing:"):
+            teacher_identity["weights"] = weights
+        if cfg.align.target == "flow":
+            teacher_identity["flow_cells"] = cfg.align.flow_cells
+        if cfg.align.target == "flow_image":
+            teacher_identity.update(encoder=str(Path(t.encoder).expanduser()), encoder_size=t.encoder_size)
+    fp["align"] = {**teacher_identity, "patch": cfg.model.patch}
+    return fp
+
+
+def fingerprint_differences(found: dict, expected: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences for every key of ``expected`` that ``found`` lacks or disagrees on."""
+    diffs = []
+    for key, want in expected.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if key not in found:
+            diffs.append(f"{name}: not recorded in the cache, this run expects {want!r}")
+        elif isinstance(want, dict) and isinstance(found[key], dict):
+            diffs.extend(fingerprint_differences(found[key], want, name))
+        elif found[key] != want:
+            diffs.append(f"{name}: cache has {found[key]!r}, this run expects {want!r}")
+    return diffs
+
+
+def shard_path(root: str | os.PathLike, split: str, index: int) -> Path:
+    """File of shard ``index`` of ``split``."""
+    return Path(root) / split / f"shard-{index:05d}.safetensors"
+
+
+def shard_plan(num_items: int, shard_size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` item ranges of the shards of a split."""
+    return [(s, min(s + shard_size, num_items)) for s in range(0, num_items, shard_size)]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """The manifest of a cache; a clear error when there is none."""
+    path = Path(root).expanduser() / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data.cache={root}: no {MANIFEST} there. Build the cache with "
+            f"`python -m medsora.encode experiment=NAME vae.ckpt=PATH data.cache={root}`, or unset data.cache "
+            "to train from videos."
+        )
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("version") != CACHE_VERSION:
+        raise StaleCacheError(f"{path}: cache format version {manifest.get('version')!r}, this code reads "
+                              f"{CACHE_VERSION}; rebuild it with python -m medsora.encode")
+    return manifest
+
+
+def write_manifest(root: str | os.PathLike, manifest: dict) -> None:
+    """Write ``manifest.json`` atomically."""
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(root / MANIFEST, json.dumps({"version": CACHE_VERSION, **manifest}, indent=2, sort_keys=True))
+
+
+def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict]) -> None:
+    """Write one shard atomically: ``tensors`` share a leading item axis, ``records`` one dict per item."""
+    n = len(records)
+    for key in TENSOR_KEYS:
+        if key not in tensors or tensors[key].shape[0] != n:
+            raise ValueError(f"shard {path}: '{key}' must hold {n} items")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    payload = {k: tensors[k].detach().contiguous().cpu() for k in TENSOR_KEYS}
+    meta = [{k: str(r[k]) for k in RECORD_KEYS} for r in records]
+    save_file(payload, str(tmp), metadata={"records": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def shard_items(path: Path) -> int:
+    """Number of items in a written shard (reads the header only); -1 when unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return len(json.loads(fh.metadata()["records"]))
+    except Exception:  # a foreign or truncated file is simply not a finished shard
+        return -1
+
+
+class CacheDataset(Dataset):
+    """Items of one split of an encode cache.
+
+    Args:
+        cache_root: the ``data.cache`` folder.
+        split: ``train`` or ``val`` (any split the manifest lists).
+        expect: the fingerprint this run needs (e.g. :func:`run_fingerprint`); only the keys
+            given are checked. ``None`` checks nothing.
+    Items:
+        ``{"latent_mean": C×T×h×w, "latent_std": C×T×h×w, "flow": T×h×w×D`` (float32, whatever
+        the stored dtype), ``"caption": str, "modality": str, "path": str}``.
+    Raises:
+        StaleCacheError: the manifest disagrees with ``expect`` (every difference is listed).
+        IncompleteCacheError: shards of the split are missing.
+    """
+
+    def __init__(self, cache_root: str | os.PathLike, split: str = "train", expect: Optional[dict] = None):
+        self.root = Path(cache_root).expanduser()
+        self.manifest = read_manifest(self.root)
+        if expect:
+            diffs = fingerprint_differences(self.manifest.get("fingerprint", {}), expect)
+            if diffs:
+                raise StaleCacheError(
+                    f"data.cache={self.root} is stale for this run:\n  - " + "\n  - ".join(diffs)
+                    + "\nRe-encode into a new folder (python -m medsora.encode ... data.cache=NEW_DIR) or point "
+                    "data.cache at a cache made with these settings."
+                )
+        splits = self.manifest["splits"]
+        if split not in splits:
+            raise KeyError(f"data.cache={self.root}: no split '{split}' (cache has {sorted(splits)})")
+        plan = shard_plan(splits[split]["num_items"], splits[split]["shard_size"])
+        self.shards = [shard_path(self.root, split, i) for i in range(len(plan))]
+        missing = [p.name for p in self.shards if not p.is_file()]
+        if missing:
+            raise IncompleteCacheError(
+                f"data.cache={self.root}: {len(missing)} of {len(plan)} '{split}' shards are not written yet "
+                f"(e.g. {missing[0]}); re-run the same python -m medsora.encode command to finish (it resumes)."
+            )
+        self.starts = [start for start, _ in plan]
+        self.num_items = splits[split]["num_items"]
+        self._records: dict[int, list[dict]] = {}
+
+    @property
+    def scaling_factor(self) -> float:
+        """The VAE's latent scaling factor (multiply latents by it before diffusion)."""
+        return float(self.manifest["scaling_factor"])
+
+    @property
+    def fingerprint(self) -> dict:
+        """What made this cache."""
+        return self.manifest.get("fingerprint", {})
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __getitem__(self, index: int) -> dict:
+        if not -self.num_items <= index < self.num_items:
+            raise IndexError(f"index {index} out of range for a cache split of {self.num_items} items")
+        index %= self.num_items
+        shard = bisect.bisect_right(self.starts, index) - 1
+        row = index - self.starts[shard]
+        # safetensors memory-maps the file: opening per item is cheap and safe across DataLoader workers.
+        with safe_open(str(self.shards[shard]), framework="pt") as fh:
+            if shard not in self._records:
+                self._records[shard] = json.loads(fh.metadata()["records"])
+            item: dict[str, Any] = {key: fh.get_slice(key)[row].float() for key in TENSOR_KEYS}
+        item.update(self._records[shard][row])
+        return item

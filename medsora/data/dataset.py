@@ -1,0 +1,149 @@
+"""Clips from decoded videos: Bora temporal sampling + spatial preprocessing, bad files skipped."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from medsora.data.clips import adaptive_stride, clip_indices, clip_span, clip_start
+from medsora.data.sources import UnreadableVideo, read_video
+from medsora.data.table import DataError, SourceTable
+from medsora.data.transforms import preprocess_frames
+
+__all__ = ["ClipSettings", "VideoClipDataset"]
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """The ``data:`` keys a clip dataset needs (see medsora/data/schema.py for their meaning)."""
+
+    size: int = 64
+    num_frames: int = 17
+    frame_stride: int = 1
+    adaptive_interval: bool = False
+    threshold_k: float = 0.02
+    max_stride: int = 8
+    short_videos: str = "pad"
+    random_crop: bool = False
+    nifti_axis: int = 2
+    nifti_slice: int | None = None
+    percentiles: tuple[float, float] = (0.5, 99.5)
+
+    @classmethod
+    def from_config(cls, cfg) -> "ClipSettings":
+        return cls(
+            size=int(cfg.size), num_frames=int(cfg.num_frames), frame_stride=int(cfg.frame_stride),
+            adaptive_interval=bool(cfg.adaptive_interval), threshold_k=float(cfg.threshold_k),
+            max_stride=int(cfg.max_stride), short_videos=str(cfg.short_videos), random_crop=cfg.crop == "random",
+            nifti_axis=int(cfg.nifti_axis), nifti_slice=cfg.nifti_slice,
+            percentiles=(float(cfg.intensity_percentiles[0]), float(cfg.intensity_percentiles[1])),
+        )
+
+
+@contextlib.contextmanager
+def _one_thread_in_main_process():
+    """Per-clip tensors are small: intra-op threads cost more than they gain, and on a busy machine
+    they spin against each other (measured 4× slower with 2 threads, benchmarks/data.py). DataLoader
+    workers already run single-threaded; without workers, loading borrows the main process."""
+    if get_worker_info() is not None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class VideoClipDataset(Dataset):
+    """One clip per video of a split.
+
+    Items: {"video": 3×F×size×size float32 in [-1, 1], "caption": str,
+    "modality": str, "path": str (relative to the data root)}.
+
+    Training draws a random temporal offset (and a random crop when
+    ``settings.random_crop``) from torch's RNG, which DataLoader seeds per worker;
+    validation takes the central offset and the centre crop. An unreadable
+    video, or a too-short one under ``short_videos: skip``, is recorded in the
+    shared :class:`SourceTable` and replaced by the next video of the split, so
+    batches keep their size.
+    """
+
+    def __init__(self, table: SourceTable, indices: Sequence[int], settings: ClipSettings, train: bool):
+        self.table = table
+        self.indices = list(indices)
+        self.settings = settings
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _read(self, index: int, frames: Sequence[int] | None) -> np.ndarray:
+        s = self.settings
+        return read_video(self.table.entries[index].path, indices=frames, axis=s.nifti_axis,
+                          slice_index=s.nifti_slice, percentiles=s.percentiles)[0]
+
+    def _stride(self, index: int, length: int, decoded: np.ndarray | None) -> int:
+        s = self.settings
+        if not s.adaptive_interval:
+            return s.frame_stride
+        cached = int(self.table.stride[index])
+        if cached > 0:
+            return cached
+        window = min(length, clip_span(s.num_frames, s.max_stride))
+        frames = decoded[:window] if decoded is not None else self._read(index, list(range(window)))
+        # Differences measured at the training resolution, grey, in [0, 1].
+        grey = (preprocess_frames(frames, s.size).mean(0) + 1.0) / 2.0  # T×H×W
+        stride = adaptive_stride(grey, s.num_frames, s.threshold_k, s.max_stride)
+        self.table.stride[index] = stride
+        return stride
+
+    def _clip(self, index: int) -> dict | None:
+        s, table = self.settings, self.table
+        entry = table.entries[index]
+        length = int(table.length[index])
+        decoded = None
+        if length <= 0:  # the header did not say: decode once, remember the length
+            decoded = self._read(index, None)
+            length = len(decoded)
+            table.length[index] = length
+        stride = self._stride(index, length, decoded)
+        span = clip_span(s.num_frames, stride)
+        short = length < span
+        if short and s.short_videos == "skip":
+            if int(table.state[index]) != table.SHORT_SKIPPED:
+                table.state[index] = table.SHORT_SKIPPED
+                warnings.warn(f"skipping {entry.path}: {length} frames, a clip needs {span} (data.short_videos=skip)",
+                              stacklevel=2)
+            return None
+        start = clip_start(length, span, self.train)
+        frames = clip_indices(length, s.num_frames, stride, start)
+        clip = decoded[frames] if decoded is not None else self._read(index, frames)
+        video = preprocess_frames(clip, s.size, random_crop=s.random_crop and self.train)
+        table.state[index] = table.SHORT_PADDED if short else table.OK
+        return {"video": video, "caption": entry.caption, "modality": entry.modality, "path": entry.key}
+
+    def __getitem__(self, position: int) -> dict:
+        with _one_thread_in_main_process():
+            return self._first_usable(position)
+
+    def _first_usable(self, position: int) -> dict:
+        skip = (SourceTable.UNREADABLE, SourceTable.SHORT_SKIPPED)
+        for attempt in range(len(self.indices)):
+            index = self.indices[(position + attempt) % len(self.indices)]
+            if int(self.table.state[index]) in skip:
+                continue
+            try:
+                item = self._clip(index)
+            except UnreadableVideo as err:
+                self.table.mark_unreadable(index, err.reason)
+                continue
+            if item is not None:
+                return item
+        raise DataError(f"no usable video left in this split of {len(self.indices)} videos:\n{self.table.bad_report()}")

@@ -1,0 +1,126 @@
+"""The embedded demo set: deterministic, atomic, faithful on re-read, and modality-distinct."""
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import medsora.data.demo as demo
+from medsora.data.datamodule import VideoDataModule
+from medsora.data.demo import MODALITIES, ensure_demo, plan_clips
+from medsora.data.demo.assets import load_assets
+from medsora.data.demo.render import to_uint8
+from medsora.data.demo.writer import video_encoder
+from medsora.data.schema import DataConfig
+from medsora.data.sources import read_video
+
+
+PREFIX = {"endoscopy": "Endoscopy video: ", "ultrasound": "Ultrasound video: ", "mri": "MRI video: ",
+          "microscopy": "Cell microscopy video "}
+
+
+@pytest.fixture(scope="module")
+def demo16(tmp_path_factory):
+    return ensure_demo(tmp_path_factory.mktemp("demo-a"), seed=0, num_clips=16)
+
+
+def _rows(folder):
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_same_seed_gives_byte_identical_files(demo16, tmp_path):
+    again = ensure_demo(tmp_path / "b", seed=0, num_clips=16)
+    files = sorted(p.relative_to(demo16) for p in demo16.rglob("*") if p.is_file())
+    assert len(files) == 17 and files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all(filecmp.cmp(demo16 / f, again / f, shallow=False) for f in files)
+    other = ensure_demo(tmp_path / "c", seed=1, num_clips=4)
+    assert not filecmp.cmp(demo16 / "mri" / "mri_000.mp4", other / "mri" / "mri_000.mp4", shallow=False)
+    assert demo16.name == "demo-v1-seed0-n16" and ensure_demo(tmp_path / "b", seed=0, num_clips=16) == again
+
+
+def test_manifest_describes_every_clip(demo16):
+    rows = _rows(demo16)
+    assert [r["modality"] for r in rows] == list(MODALITIES) * 4
+    assert len({r["caption"] for r in rows}) >= 12  # captions vary with the clip's motion and settings
+    for row in rows:
+        assert row["caption"].startswith(PREFIX[row["modality"]])
+        assert 17 <= row["frames"] <= 33 and 64 <= row["height"] <= 128 and 64 <= row["width"] <= 128
+        frames, meta = read_video(demo16 / row["path"])
+        assert frames.shape == (row["frames"], row["height"], row["width"], 3)
+        assert meta["fps"] == pytest.approx(row["fps"])
+    assert {r["split"] for r in rows} == {"train"}  # the 10th clip of a modality is the first val clip
+    assert [p.split for p in plan_clips(0, 40)].count("val") == 4
+
+
+def test_clips_read_back_as_generated(demo16):
+    plan = plan_clips(0, 16)[2]  # an MRI clip
+    make = demo._MAKERS[plan.modality][0]
+    with demo._one_thread():
+        video, caption = make(load_assets(), demo._rng(0, plan.index, "content"), plan.frames, plan.height, plan.width)
+    decoded, _ = read_video(demo16 / plan.path)
+    expected = to_uint8(video)
+    if video_encoder()[0] == "libx264rgb":
+        np.testing.assert_array_equal(decoded, expected)  # lossless RGB
+    else:
+        assert np.abs(decoded.astype(int) - expected).mean() < 3
+    assert caption == _rows(demo16)[2]["caption"]
+
+
+def _features(frames: np.ndarray) -> np.ndarray:
+    pixels = frames.astype(np.float32) / 255
+    grey = pixels.mean(-1)
+    return np.array([
+        *pixels.mean((0, 1, 2)),  # colour
+        (pixels.max(-1) - pixels.min(-1)).mean(),  # saturation
+        (grey < 0.08).mean(),  # dark background / outside the sector
+        np.abs(np.diff(grey, axis=0)).mean(),  # motion
+        np.abs(np.diff(grey, axis=2)).mean(),  # texture
+    ])
+
+
+def test_modalities_are_recognisable_from_simple_statistics(demo16):
+    rows = _rows(demo16)
+    feats = np.stack([_features(read_video(demo16 / r["path"])[0]) for r in rows])
+    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    labels = np.array([r["modality"] for r in rows])
+    for k in range(len(rows)):  # leave-one-out nearest centroid
+        others = np.arange(len(rows)) != k
+        centroids = {m: feats[others & (labels == m)].mean(0) for m in MODALITIES}
+        guess = min(centroids, key=lambda m: np.linalg.norm(feats[k] - centroids[m]))
+        assert guess == labels[k], f"clip {rows[k]['path']} looks like {guess}"
+
+
+def test_interrupted_generation_leaves_no_partial_set(tmp_path, monkeypatch):
+    def interrupted(folder, seed, num_clips):
+        (folder / "endoscopy").mkdir(parents=True)
+        (folder / "endoscopy" / "endoscopy_000.mp4").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "generate_demo", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_demo(tmp_path, seed=0, num_clips=4)
+    assert list(tmp_path.iterdir()) == []
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    stale = tmp_path / f".demo-v1-seed0-n4.tmp-{finished.pid}"  # left by a process that died
+    stale.mkdir()
+    monkeypatch.undo()
+    folder = ensure_demo(tmp_path, seed=0, num_clips=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+
+
+def test_data_root_demo_resolves_to_the_generated_set():
+    cfg = OmegaConf.structured(DataConfig(root="demo", demo_clips=8, size=16, num_frames=5, batch_size=2,
+                                          val_fraction=0.0))
+    dm = VideoDataModule(cfg, seed=0)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.root.name == "demo-v1-seed0-n8" and dm.modalities == sorted(MODALITIES)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape == (2, 3, 5, 16, 16) and torch.isfinite(batch["video"]).all()
