@@ -7,6 +7,11 @@ import pytest
 import torch
 
 
+# The tests run tiny tensors: one intra-op thread avoids thread hand-off costs that dominate such
+# ops on a small (and often shared) CPU, and keeps timings and reductions reproducible.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_cpu():
     torch.manual_seed(0)

@@ -1,7 +1,13 @@
-"""Schema of ``model:`` — the spatio-temporal Mamba diffusion backbone."""
+"""Schema of ``model:`` — the spatio-temporal Mamba diffusion backbone.
+
+The YAML files under ``configs/model/`` (``tiny``, ``medsora_s/b/l/xl``) set every
+field; ``preset`` only names the file a config came from (for logs and the preset
+table) — the values below are what is built, so ``model=medsora_b model.depth=4``
+builds a 4-layer model.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 from medsora.schema_fields import choice
@@ -10,27 +16,34 @@ BLOCK_TYPES = (
     "local_attn", "spatial_mamba", "temporal_mamba",
     "full_attn", "spatial_attn", "temporal_attn", "cross_attn",
 )
+SCAN_ORDERS = ("spiral", "spiral_ccw", "raster", "zigzag")
 
 
 @dataclass
 class ModelConfig:
     preset: str = choice("tiny", "tiny", "medsora_s", "medsora_b", "medsora_l", "medsora_xl", "custom")
+    # One layer = these sub-blocks in order (each a residual x, c -> x with its own
+    # adaLN-Zero shift/scale/gate); the layer is repeated `depth` times.
     blocks: List[str] = choice(["local_attn", "spatial_mamba", "temporal_mamba"], *BLOCK_TYPES)
     depth: int = 2
     hidden: int = 64
-    heads: int = 4
-    patch: int = 2
-    mlp_ratio: float = 4.0
+    heads: int = 4  # attention heads of every *_attn sub-block (hidden must divide by heads)
+    patch: int = 2  # spatial patch size; time is never patched
+    # One adaLN-Zero MLP sub-block (kind "mlp") closes every layer when > 0 (DiT);
+    # 0 reproduces MedSora, whose blocks have no MLP (9 modulation vectors per block).
+    mlp_ratio: float = 0.0
     d_state: int = 16
-    headdim: int = 16
+    headdim: int = 16  # Mamba2 head dimension
     expand: int = 2
     mamba: str = choice("mamba2", "mamba2", "mamba1")
-    scan_order: str = choice("spiral", "spiral", "spiral_ccw", "raster", "zigzag")
-    cycle_orders: bool = True
-    bidirectional: bool = True
-    joint_frames: bool = False
-    window: int = 8
-    window_frames: int = 0  # local attention looks this many frames back/forward
-    learn_sigma: bool = False
+    scan_order: str = choice("spiral", *SCAN_ORDERS)
+    cycle_orders: bool = True  # layer i scans with the i-th order of the cycle starting at scan_order
+    bidirectional: bool = True  # spatial_mamba: an order and its reverse, fused by a learned gate
+    temporal_bidirectional: bool = False  # temporal_mamba: False = causal along frames (MedSora)
+    joint_frames: bool = False  # spatial_mamba scans all frames as one sequence (mixes frames)
+    window: int = 8  # local_attn window side in tokens (window x window, clipped to the grid)
+    window_frames: int = 0  # local_attn keys also come from this many frames back and ahead
+    learn_sigma: bool = False  # output 2C channels: the noise and the interpolation of the variance
     grad_checkpointing: bool = False
     scan_impl: str = choice("auto", "auto", "torch", "cuda", "ref")
+    projector_hidden: int = 2048  # width of the alignment projector MLP (REPA uses 2048)

@@ -71,7 +71,8 @@ def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Opt
     Returns:
         ``{"data": ..., "vae": {"ckpt_sha256"}?, "align": {... , "patch"}}``.
     """
-    from medsora.flow.raft_weights import file_sha256, weights_identity
+    from medsora.flow.raft_weights import file_sha256
+    from medsora.flow.teacher import teacher_identity as identity_of
 
     fp: dict[str, Any] = {"data": data_fingerprint(cfg.data)}
     if vae_sha256 is None and cfg.vae.ckpt and Path(cfg.vae.ckpt).expanduser().is_file():
@@ -80,14 +81,10 @@ def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Opt
         fp["vae"] = {"ckpt_sha256": vae_sha256}
     if teacher_identity is None:
         t = cfg.align.teacher
-        teacher_identity = {"target": cfg.align.target, "arch": t.arch, "iters": t.iters, "min_size": t.min_size}
-        weights = weights_identity(t.arch, t.weights, t.seed)
-        if not weights.startswith("missing:"):
-            teacher_identity["weights"] = weights
-        if cfg.align.target == "flow":
-            teacher_identity["flow_cells"] = cfg.align.flow_cells
-        if cfg.align.target == "flow_image":
-            teacher_identity.update(encoder=str(Path(t.encoder).expanduser()), encoder_size=t.encoder_size)
+        teacher_identity = identity_of(cfg.align.target, t.arch, t.weights, t.seed, t.iters, t.min_size,
+                                       cfg.align.flow_cells, t.encoder, t.encoder_size)
+        if teacher_identity["weights"].startswith("missing:"):
+            del teacher_identity["weights"]
     fp["align"] = {**teacher_identity, "patch": cfg.model.patch}
     return fp
 

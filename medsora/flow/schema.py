@@ -9,21 +9,37 @@ from medsora.schema_fields import choice
 
 @dataclass
 class TeacherConfig:
+    """The frozen optical-flow teacher (torchvision RAFT) and, for ``flow_image``, its image encoder."""
+
     arch: str = choice("raft_small", "raft_small", "raft_large")
-    weights: str = "default"  # "default" (torchvision enum, local cache), a file path, or "random"
-    iters: int = 12
-    encoder: Optional[str] = None  # local image encoder for target=flow_image
+    # "default" (the arch's torchvision DEFAULT weights, read from the local torch hub cache),
+    # a member name of the torchvision enum ("C_T_V2", "C_T_SKHT_V2", ...), a local file path,
+    # or "random" (seeded random init: tests and the CPU demo only).
+    weights: str = "default"
+    seed: int = 0  # initialisation seed when weights == "random" (keeps cached == online targets)
+    iters: int = 12  # RAFT refinement iterations
+    min_size: int = 128  # frames are upsampled so the short side reaches this (RAFT's pyramid needs >= 128)
+    chunk: int = 32  # frame pairs per RAFT call (bounds memory)
+    # target=flow_image: a local image encoder, either a transformers folder (e.g. a saved DINO ViT)
+    # a torch.export .pt2 file or a TorchScript file, returning B×D×h×w maps or B×L×D tokens.
+    encoder: Optional[str] = None
+    encoder_size: int = 224  # flow images are resized to encoder_size² before the encoder
 
 
 @dataclass
 class AlignConfig:
+    """Where the backbone is tapped, what it is aligned to, and how the alignment loss is formed."""
+
     enabled: bool = True
-    weight: float = 0.1
+    weight: float = 0.1  # λ: the loss term "align" already carries it
     target: str = choice("raft_motion", "raft_motion", "flow", "flow_image")
     depth: int = 1  # tap hidden states after this layer (1-based)
-    tap: str = choice("spatial_mamba", *("local_attn", "spatial_mamba", "temporal_mamba", "full_attn", "spatial_attn", "temporal_attn", "cross_attn"))
+    # the sub-block of layer `depth` whose output the projector reads (must be in model.blocks)
+    tap: str = choice("spatial_mamba", "local_attn", "spatial_mamba", "temporal_mamba", "full_attn", "spatial_attn",
+                      "temporal_attn", "cross_attn")
     loss: str = choice("pearson", "pearson", "cosine")
-    timestep_weighting: bool = True
-    margin: float = 0.0
-    projector_dim: int = 256
+    timestep_weighting: bool = True  # MedSora: per-sample weight 1/(t+1)
+    margin: float = 0.0  # hinge: per-token loss below the margin counts as zero (MedSora 0.01)
+    projector_dim: Optional[int] = None  # projector MLP width (align_hidden); None = model.projector_hidden
+    flow_cells: int = 4  # target=flow: each token carries a flow_cells×flow_cells sub-grid of flow vectors
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

@@ -107,7 +107,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: s
     ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if curves:
+    if any(curves.values()):
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)

@@ -1,0 +1,36 @@
+"""Size presets: the ``configs/model/*.yaml`` files, built by name.
+
+The YAML files are the single source of the preset values (config is data); this
+module reads one into the typed ``ModelConfig`` schema and builds it, without
+composing a whole run (which would need data/vae settings too).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from medsora.backbone.model import MedSoraDiT
+from medsora.backbone.schema import ModelConfig
+
+__all__ = ["PRESETS", "preset_config", "build_preset"]
+
+PRESETS = ("tiny", "medsora_s", "medsora_b", "medsora_l", "medsora_xl")
+
+
+def preset_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """The typed ``model:`` section of ``configs/model/<name>.yaml`` plus ``overrides`` (``"depth=4"`` ...)."""
+    from medsora.config import config_dir  # the config system imports this package's schema
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; expected one of {PRESETS} (configs/model/<name>.yaml)")
+    path = config_dir() / "model" / f"{name}.yaml"
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+
+
+def build_preset(name: str, in_channels: int = 16, overrides: Sequence[str] = (), **kwargs) -> MedSoraDiT:
+    """``MedSoraDiT.from_config(preset_config(name, overrides), in_channels, **kwargs)``.
+
+    Wrap in ``with torch.device("meta"):`` to count parameters without allocating them.
+    """
+    return MedSoraDiT.from_config(preset_config(name, overrides), in_channels, **kwargs)

@@ -1,0 +1,228 @@
+"""``python -m medsora.encode``: precompute VAE latents and flow targets into an encode cache.
+
+    python -m medsora.encode experiment=NAME vae.ckpt=PATH data.cache=OUT [key=value ...]
+    torchrun --nproc-per-node 8 -m medsora.encode experiment=NAME vae.ckpt=PATH data.cache=OUT
+
+One pass over the train and val splits: each clip (the deterministic central clip of every
+video, centre crop, as in validation) goes through the frozen VAE encoder (posterior mean
+and std, unscaled) and the frozen flow teacher (``align.*`` targets on the token grid);
+results are written as shards (see :mod:`medsora.data.cache`). Shards are distributed
+round-robin over ranks (``--rank/--world-size``, or torchrun's ``RANK``/``WORLD_SIZE``); a
+finished shard is never recomputed, so re-running the same command resumes. A cache folder
+made with other settings is refused with the list of differences.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from medsora.config import ConfigError, compose
+from medsora.data.cache import (
+    MANIFEST, fingerprint_differences, read_manifest, run_fingerprint, shard_items, shard_path, shard_plan,
+    write_manifest, write_shard,
+)
+from medsora.flow.latent_grid import token_grid
+from medsora.flow.raft_weights import TeacherWeightsError, file_sha256
+from medsora.flow.teacher import FlowTeacher
+
+log = logging.getLogger("medsora.encode")
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def clip_datasets(data_cfg, splits: Sequence[str]) -> dict:
+    """Deterministic clip datasets per split (central clip, centre crop), from the data module's split.
+
+    ``data.cache`` is ignored here: these are the videos a cache is made from.
+    """
+    from medsora.data.datamodule import VideoDataModule
+    from medsora.data.dataset import VideoClipDataset
+
+    source_cfg = data_cfg.copy()
+    OmegaConf.set_readonly(source_cfg, False)
+    source_cfg.cache = None
+    dm = VideoDataModule(source_cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    sets = {"train": dm.train_set, "val": dm.val_set}
+    unknown = [s for s in splits if s not in sets]
+    if unknown:
+        raise ConfigError(f"--splits: unknown split(s) {unknown} (choose from {sorted(sets)})")
+    return {s: VideoClipDataset(dm.table, sets[s].indices, sets[s].settings, train=False) for s in splits}
+
+
+def plan_manifest(root: Path, manifest: dict, rank: int) -> None:
+    """Check an existing manifest against this run's, or (rank 0) write it.
+
+    Raises:
+        ConfigError: the folder holds a cache made from something else.
+    """
+    if (root / MANIFEST).is_file():
+        found = read_manifest(root)
+        diffs = fingerprint_differences(found.get("fingerprint", {}), manifest["fingerprint"])
+        diffs += fingerprint_differences({"splits": found.get("splits", {})}, {"splits": manifest["splits"]})
+        if diffs:
+            raise ConfigError(
+                f"data.cache={root} already holds a cache made with other settings:\n  - " + "\n  - ".join(diffs)
+                + "\nChoose another data.cache folder, or delete this one to rebuild it."
+            )
+    elif rank == 0:
+        write_manifest(root, manifest)
+
+
+@torch.no_grad()
+def encode_batch(vae, teacher: FlowTeacher, video: torch.Tensor, grid: tuple[int, int, int]) -> dict:
+    """``video: B×3×F×H×W`` -> ``{"latent_mean", "latent_std": B×C×T×h×w, "flow": B×T×h'×w'×D}``."""
+    posterior = vae.encode(video)
+    mean, std = posterior.mean, posterior.std
+    if mean.shape[2] != grid[0]:
+        raise ValueError(f"the VAE made {mean.shape[2]} latent frames from {video.shape[2]} frames; the flow "
+                         f"targets expect {grid[0]} (causal stride 4): check vae.* and data.num_frames")
+    return {"latent_mean": mean, "latent_std": std, "flow": teacher.targets(video, grid)}
+
+
+def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha256: str, *,
+                 splits: Sequence[str] = ("train", "val"), shard_size: int = 64, batch_size: Optional[int] = None,
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
+                 dtype: str = "float32", progress: bool = True, datasets: Optional[dict] = None) -> dict:
+    """Write this rank's shards of the cache at ``cfg.data.cache``.
+
+    Args:
+        cfg: composed run config (``data.cache`` is the output folder).
+        vae: frozen VAE with ``encode(video) -> posterior (.mean, .std)``.
+        scaling_factor: the VAE's latent scaling factor (recorded in the manifest).
+        teacher: the flow teacher matching ``cfg.align``.
+        vae_sha256: hash of the VAE checkpoint (recorded and checked on reuse).
+        splits, shard_size, batch_size: what to encode and how it is cut (batch default ``data.batch_size``).
+        device, rank, world_size: where this process runs and which shards it owns (``i % world_size``).
+        dtype: storage dtype of the tensors.
+        datasets: ``{split: dataset}`` to encode (default :func:`clip_datasets`).
+    Returns:
+        ``{"written": shards, "skipped": shards, "clips": encoded clips, "seconds": wall time}``.
+    """
+    if not cfg.data.cache:
+        raise ConfigError("data.cache is not set: give the output folder, e.g. data.cache=/data/cache/demo64")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    root = Path(str(cfg.data.cache)).expanduser()
+    datasets = datasets if datasets is not None else clip_datasets(cfg.data, splits)
+    grid = token_grid(int(cfg.data.num_frames), int(cfg.data.size), int(cfg.data.size), int(cfg.model.patch))
+    manifest = {
+        "fingerprint": run_fingerprint(cfg, vae_sha256=vae_sha256, teacher_identity=teacher.identity()),
+        "scaling_factor": float(scaling_factor),
+        "splits": {s: {"num_items": len(ds), "shard_size": int(shard_size)} for s, ds in datasets.items()},
+        "token_grid": list(grid),
+        "flow_dim": teacher.dim,
+        "dtype": dtype,
+    }
+    plan_manifest(root, manifest, rank)
+    vae.eval().requires_grad_(False)
+    vae.to(device)
+    teacher.to(device)
+    batch = int(batch_size or cfg.data.batch_size)
+    jobs = [(s, i, rng) for s, ds in datasets.items() for i, rng in enumerate(shard_plan(len(ds), shard_size))
+            if i % world_size == rank]
+    todo = [job for job in jobs if shard_items(shard_path(root, job[0], job[1])) != job[2][1] - job[2][0]]
+    stats = {"written": 0, "skipped": len(jobs) - len(todo), "clips": 0, "seconds": 0.0}
+    bar = tqdm(total=sum(stop - start for _, _, (start, stop) in todo), unit="clip", disable=not progress,
+               desc=f"encode rank {rank}/{world_size}", position=rank if world_size > 1 else None)
+    began = time.perf_counter()
+    for split, index, (start, stop) in todo:
+        loader = DataLoader(Subset(datasets[split], range(start, stop)), batch_size=batch, shuffle=False,
+                            num_workers=int(cfg.data.num_workers))
+        parts, records = [], []
+        for item in loader:
+            out = encode_batch(vae, teacher, item["video"].to(device), grid)
+            parts.append({k: v.to("cpu", DTYPES[dtype]) for k, v in out.items()})
+            records += [{"caption": c, "modality": m, "path": p}
+                        for c, m, p in zip(item["caption"], item["modality"], item["path"])]
+            bar.update(len(item["path"]))
+        write_shard(shard_path(root, split, index), {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, records)
+        stats["written"] += 1
+        stats["clips"] += stop - start
+    bar.close()
+    stats["seconds"] = time.perf_counter() - began
+    return stats
+
+
+def _distributed(args) -> tuple[int, int, int]:
+    rank = args.rank if args.rank is not None else int(os.environ.get("RANK", 0))
+    world = args.world_size if args.world_size is not None else int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    if not 0 <= rank < world:
+        raise ConfigError(f"--rank {rank} must be in 0..{world - 1} (--world-size {world})")
+    return rank, world, local
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is visible; use --device cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m medsora.encode",
+        description="Precompute VAE latents (posterior mean/std) and OFRA flow targets into data.cache.",
+        epilog="Example: python -m medsora.encode experiment=diffusion_demo vae.ckpt=vae.ckpt data.cache=~/cache/demo",
+    )
+    parser.add_argument("overrides", nargs="*", help="experiment=NAME and key=value config overrides")
+    parser.add_argument("--splits", default="train,val", help="comma-separated splits (default train,val)")
+    parser.add_argument("--shard-size", type=int, default=64, help="clips per shard file (default 64)")
+    parser.add_argument("--batch-size", type=int, default=None, help="clips per forward pass (default data.batch_size)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="storage dtype (default float32)")
+    parser.add_argument("--rank", type=int, default=None, help="this process's rank (default $RANK or 0)")
+    parser.add_argument("--world-size", type=int, default=None, help="number of processes (default $WORLD_SIZE or 1)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    """Command-line entry point; returns the encode statistics."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    cfg = compose(overrides=args.overrides)
+    if not cfg.vae.ckpt:
+        raise ConfigError("vae.ckpt is not set: give the trained VAE checkpoint to encode with (vae.ckpt=PATH)")
+    ckpt = Path(str(cfg.vae.ckpt)).expanduser()
+    if not ckpt.is_file():
+        raise ConfigError(f"vae.ckpt={ckpt}: no such file (train one with python -m medsora.fit experiment=... "
+                          "stage=vae, or point vae.ckpt at an existing checkpoint)")
+    from medsora.vae import load_vae
+
+    rank, world, local = _distributed(args)
+    device = _device(args.device, local)
+    vae, scaling_factor = load_vae(str(ckpt))
+    teacher = FlowTeacher.from_config(cfg.align)
+    stats = encode_cache(
+        cfg, vae, scaling_factor, teacher, file_sha256(ckpt),
+        splits=[s for s in args.splits.split(",") if s], shard_size=args.shard_size, batch_size=args.batch_size,
+        device=device, rank=rank, world_size=world, dtype=args.dtype, progress=not args.no_progress,
+    )
+    rate = stats["clips"] / stats["seconds"] if stats["seconds"] > 0 else float("nan")
+    log.info("rank %d/%d: %d shards written, %d already done, %d clips in %.1f s (%.2f clips/s) -> %s",
+             rank, world, stats["written"], stats["skipped"], stats["clips"], stats["seconds"], rate, cfg.data.cache)
+    return stats
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ConfigError, TeacherWeightsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

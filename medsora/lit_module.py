@@ -1,0 +1,408 @@
+"""The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW, sampling.
+
+Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), ``DiffusionObjective`` and
+``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
+encoder (``medsora.cond``) and the frozen VAE (``medsora.vae.load_vae``).
+
+Batches are either raw clips ``{"video": B×3×F×H×W, "caption", "modality"}`` (the VAE encodes
+them and the teacher makes flow targets on the fly) or encode-cache items ``{"latent_mean",
+"latent_std": B×C×T×h×w, "flow": B×T×h'×w'×D, ...}`` (``data.cache``). Every random draw of a
+step comes from :class:`medsora.batch_random.BatchRandom`, keyed by (seed, epoch, batch index),
+so resumed and multi-process runs reproduce single uninterrupted runs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from medsora.batch_random import BatchRandom, step_seed
+from medsora.callbacks import all_finite
+from medsora.checkpointing import load_checkpoint
+from medsora.diffusion import DiffusionObjective, sample_generators, sample_latents
+from medsora.frozen import Frozen
+from medsora.schema import RunConfig
+
+__all__ = ["DiffusionModule", "run_config", "LOSS_TERMS"]
+
+LOSS_TERMS = ("denoise", "vlb", "align")
+"""Terms summed into the training loss (others, e.g. ``align_sim``, are only logged)."""
+
+
+def run_config(cfg: DictConfig | dict) -> DictConfig:
+    """A validated read-only run config from a composed config or a plain dict (checkpoint hparams)."""
+    if isinstance(cfg, DictConfig):
+        return cfg
+    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(cfg))
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+class DiffusionModule(L.LightningModule):
+    """Latent video diffusion with the MedSora backbone and optical-flow alignment.
+
+    Args:
+        cfg: a composed run config (``medsora.config.compose``) or its plain-dict form.
+        modalities: the data set's modality names (class list of the modality embedding when
+            ``cond.modalities`` is empty).
+        for_training: build the training-only parts (flow teacher, ``train.init_from``); off
+            for sampling from a checkpoint.
+    """
+
+    def __init__(self, cfg: DictConfig | dict, modalities: Optional[Sequence[str]] = None, for_training: bool = True):
+        super().__init__()
+        cfg = run_config(cfg)
+        self.cfg = cfg
+        self.modalities = sorted(set(modalities or []))
+        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True), "modalities": self.modalities})
+        self.in_channels = int(cfg.vae.latent_channels)
+        self.last_skip: Optional[str] = None
+        self._check_config()
+
+        self._vae, vae_factor = self._load_vae(cfg)
+        self.scaling_factor = self._scaling_factor(cfg, vae_factor)
+
+        from medsora.backbone import MedSoraDiT
+        from medsora.cond import build_condition_encoder
+
+        align_dim = None
+        if cfg.align.enabled:
+            from medsora.flow import AlignLoss, target_dim
+
+            align_dim = target_dim(cfg.align)
+            self.align_loss = AlignLoss.from_config(cfg.align)
+        else:
+            self.align_loss = None
+        self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
+        self.backbone = MedSoraDiT.from_config(
+            cfg.model, in_channels=self.in_channels, align_dim=align_dim, align_depth=cfg.align.depth,
+            align_tap=cfg.align.tap, align_hidden=cfg.align.projector_dim,
+        )
+        self.objective = DiffusionObjective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
+        self._teacher = None
+        if for_training and cfg.align.enabled and not cfg.data.cache:
+            from medsora.flow import FlowTeacher
+
+            self._teacher = Frozen(FlowTeacher.from_config(cfg.align))
+        for kind in cfg.train.frozen_blocks:
+            for _, param in self.backbone.named_block_parameters(kind):
+                param.requires_grad_(False)
+        if for_training and cfg.train.init_from:
+            self.init_weights_from(cfg.train.init_from)
+
+    # ------------------------------------------------------------------ setup
+    def _check_config(self) -> None:
+        cfg = self.cfg
+        if cfg.train.joint_images < 0:
+            raise ValueError(f"train.joint_images = {cfg.train.joint_images}: must be >= 0")
+        if cfg.train.joint_images and cfg.data.cache:
+            raise ValueError(
+                "train.joint_images > 0 draws single frames from the raw clips, but data.cache is set (the cache "
+                "holds clip latents only): unset data.cache or set train.joint_images=0"
+            )
+        if not cfg.data.cache and not cfg.vae.ckpt:
+            raise ValueError(
+                "the diffusion stage needs latents: set vae.ckpt=PATH (a VAEModule checkpoint, e.g. from "
+                "python -m medsora.fit experiment=vae_demo) or data.cache=DIR (from python -m medsora.encode)"
+            )
+
+    @staticmethod
+    def _load_vae(cfg) -> tuple[Optional[Frozen], Optional[float]]:
+        if not cfg.vae.ckpt:
+            return None, None
+        from medsora.vae import load_vae
+
+        vae, factor = load_vae(cfg.vae.ckpt)
+        return Frozen(vae), float(factor)
+
+    @staticmethod
+    def _scaling_factor(cfg, vae_factor: Optional[float]) -> float:
+        if cfg.data.cache:
+            from medsora.data.cache import read_manifest
+
+            cache_factor = float(read_manifest(cfg.data.cache)["scaling_factor"])
+            if vae_factor is not None and not math.isclose(cache_factor, vae_factor, rel_tol=1e-6):
+                raise ValueError(
+                    f"data.cache={cfg.data.cache} was encoded with latent scaling factor {cache_factor} but "
+                    f"vae.ckpt={cfg.vae.ckpt} has {vae_factor}: re-encode the cache with this VAE"
+                )
+            return cache_factor
+        return float(vae_factor)
+
+    def on_fit_start(self) -> None:
+        # Compiled here, after the EMA callback copied the module in setup(): a compiled
+        # forward is bound to its module, so a copy of it would call the original's.
+        if self.cfg.train.compile:
+            self.backbone.compile()
+
+    @property
+    def can_decode(self) -> bool:
+        """Whether sampled latents can be decoded to videos (a VAE checkpoint is configured)."""
+        return self._vae is not None
+
+    def init_weights_from(self, path: str) -> None:
+        """Initialise from another run's checkpoint (stage chaining, e.g. Bora stage 2 from stage 1).
+
+        Loads the checkpoint's ``state_dict`` (its EMA weights when it had EMA) wherever names and
+        shapes match; parameters the other run lacks keep their initialisation.
+
+        Raises:
+            ValueError: a shared tensor has another shape, or nothing matches.
+        """
+        state = load_checkpoint(path)["state_dict"]
+        own = self.state_dict()
+        shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and own[k].shape != v.shape]
+        if shapes:
+            raise ValueError(f"train.init_from={path}: tensors of another shape (checkpoint vs this model): "
+                             + "; ".join(shapes[:5]) + " — the model config must match the earlier stage")
+        matched = {k: v for k, v in state.items() if k in own}
+        if not matched:
+            raise ValueError(f"train.init_from={path}: no parameter names in common with this model")
+        self.load_state_dict(matched, strict=False)
+        fresh = sorted(set(own) - set(matched))
+        rank_zero_info(f"initialised {len(matched)} tensors from {path}; {len(fresh)} keep their initialisation"
+                       + (f" (e.g. {fresh[0]})" if fresh else ""))
+
+    # ---------------------------------------------------------------- batches
+    def latent_grid(self) -> tuple[int, int, int]:
+        """(T, h, w) of the latents of a ``data.num_frames``×``data.size``² clip."""
+        f, s = int(self.cfg.data.num_frames), int(self.cfg.data.size)
+        return 1 + (f - 1) // 4, s // 8, s // 8
+
+    @staticmethod
+    def samples_in(batch: dict) -> int:
+        """Number of clips in a batch."""
+        return int((batch["latent_mean"] if "latent_mean" in batch else batch["video"]).shape[0])
+
+    def tokens_in(self, batch: dict) -> int:
+        """Backbone tokens of a batch (B·T·h·w after patching), for throughput."""
+        p = self.cfg.model.patch
+        if "latent_mean" in batch:
+            b, _, t, h, w = batch["latent_mean"].shape
+        else:
+            b, _, f, hp, wp = batch["video"].shape
+            t, h, w = 1 + (f - 1) // 4, hp // 8, wp // 8
+        return int(b * t * (h // p) * (w // p))
+
+    def _rng(self, *key) -> BatchRandom:
+        world = self.trainer.world_size if self._trainer is not None else 1
+        return BatchRandom(step_seed(self.cfg.seed, *key), self.global_rank, world, self.device)
+
+    def _encode(self, video: Tensor, noise_shape_rng: BatchRandom, lead: tuple[int, ...]) -> Tensor:
+        """Scaled latent samples of ``video`` (N×3×F×H×W); the noise has leading axes ``lead``."""
+        vae = self._vae.on(self.device)
+        with torch.no_grad():
+            dist = vae.encode(video)
+            mean, std = dist.mean.float(), dist.std.float()
+        noise = noise_shape_rng.randn((*lead, *mean.shape[1:])).reshape(mean.shape)
+        return (mean + std * noise) * self.scaling_factor
+
+    def _latents(self, batch: dict, rng: BatchRandom) -> tuple[Tensor, Optional[Tensor]]:
+        """(x0: B×C×T×h×w scaled latents, flow targets B×T×h'×w'×D or None)."""
+        want_flow = self.align_loss is not None
+        if "latent_mean" in batch:
+            mean, std = batch["latent_mean"].float(), batch["latent_std"].float()
+            x0 = (mean + std * rng.randn(mean.shape)) * self.scaling_factor
+            flow = batch["flow"] if want_flow else None
+        else:
+            video = batch["video"]
+            x0 = self._encode(video, rng, (video.shape[0],))
+            flow = None
+            if want_flow:
+                _, _, t, h, w = x0.shape
+                p = self.cfg.model.patch
+                flow = self._teacher.on(self.device).targets(video, latent_grid=(t, h // p, w // p))
+        if x0.shape[1] != self.in_channels:
+            raise ValueError(f"latents have {x0.shape[1]} channels but vae.latent_channels = {self.in_channels}: "
+                             "set vae.latent_channels to the VAE's (or the cache's) latent width")
+        return x0, flow
+
+    def _condition(self, batch: dict, n: int, rng: BatchRandom, train: bool):
+        if self.cond_encoder is None:
+            return None
+        drop = rng.rand((n,)) < self.cfg.cond.dropout if train else torch.zeros(n, dtype=torch.bool,
+                                                                                device=self.device)
+        return self.cond_encoder(captions=batch.get("caption"), modalities=batch.get("modality"), drop=drop)
+
+    def _denoise(self, x0: Tensor, t: Tensor, eps: Tensor, cond, flow: Optional[Tensor]) -> dict[str, Tensor]:
+        xt = self.objective.scheduler.add_noise(x0, eps, t)
+        kwargs = cond.model_kwargs() if cond is not None else {}
+        if flow is not None:
+            out, feats = self.backbone(xt, t, return_align=True, **kwargs)
+        else:
+            out, feats = self.backbone(xt, t, **kwargs), None
+        terms = {k: v.mean() for k, v in self.objective.losses(out, x0, xt, t, eps).items()}
+        if feats is not None:
+            terms.update(self.align_loss(feats, flow.to(feats.device), t))
+        return terms
+
+    def _joint_images(self, batch: dict, cond, rng: BatchRandom) -> dict[str, Tensor]:
+        """Denoising terms of ``train.joint_images`` single frames per clip, as T = 1 latents."""
+        video = batch["video"]
+        b, c, f, h, w = video.shape
+        k = int(self.cfg.train.joint_images)
+        idx = rng.randint(f, (b, k))  # leading axis = clips, so ranks draw what one process would
+        frames = video.permute(0, 2, 1, 3, 4)[torch.arange(b, device=video.device)[:, None], idx.to(video.device)]
+        frames = frames.reshape(b * k, c, 1, h, w)
+        x0 = self._encode(frames, rng, (b, k))
+        t = rng.randint(self.objective.num_timesteps, (b, k)).reshape(b * k)
+        eps = rng.randn((b, k, *x0.shape[1:])).reshape(x0.shape)
+        if cond is not None:
+            from medsora.cond import Condition
+
+            rep = lambda v: None if v is None else v.repeat_interleave(k, dim=0)  # noqa: E731
+            cond = Condition(rep(cond.pooled), rep(cond.tokens), rep(cond.mask))
+        return self._denoise(x0, t, eps, cond, None)
+
+    def loss_terms(self, batch: dict, rng: BatchRandom, train: bool = True) -> dict[str, Tensor]:
+        """All named terms of a batch; ``loss`` is the sum of :data:`LOSS_TERMS`."""
+        x0, flow = self._latents(batch, rng)
+        b = x0.shape[0]
+        cond = self._condition(batch, b, rng, train)
+        t = rng.randint(self.objective.num_timesteps, (b,))
+        eps = rng.randn(x0.shape)
+        terms = self._denoise(x0, t, eps, cond, flow)
+        if self.cfg.train.joint_images and "video" in batch:
+            images = self._joint_images(batch, cond, rng)
+            n_video = x0.numel()
+            n_image = x0.shape[0] * int(self.cfg.train.joint_images) * x0[0, :, :1].numel()  # T = 1 each
+            for name in ("denoise", "vlb"):
+                if name in terms:
+                    terms[f"{name}_video"], terms[f"{name}_image"] = terms[name], images[name]
+                    # the mean over all video and image elements, as one concatenated batch would give
+                    terms[name] = (terms[name] * n_video + images[name] * n_image) / (n_video + n_image)
+        terms["loss"] = sum(terms[k] for k in LOSS_TERMS if k in terms)
+        return terms
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: dict, batch_idx: int):
+        rng = self._rng("train", self.current_epoch, batch_idx)
+        terms = self.loss_terms(batch, rng, train=True)
+        loss = terms["loss"]
+        if not all_finite(loss, self.trainer.strategy):
+            self.last_skip = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            return None
+        self.last_skip = None
+        b = self.samples_in(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=b)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, batch_size=b)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        rng = self._rng("val", batch_idx)
+        terms = self.loss_terms(batch, rng, train=False)
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True, batch_size=self.samples_in(batch),
+                      prog_bar=False)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.global_step % max(1, self.trainer.log_every_n_steps):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            # before clipping: the size of the update the data asked for
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads), on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: train.frozen_blocks freezes every block")
+        train = self.cfg.train
+        optimizer = torch.optim.AdamW(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
+        warmup = int(train.warmup_steps)
+        # linear warmup over optimizer steps, then constant (MedSora/DiT use a constant rate)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --------------------------------------------------------------- sampling
+    def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
+                      prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None):
+        """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None)."""
+        if self.cond_encoder is None:
+            if modalities or prompts:
+                raise ValueError("this model is unconditional (cond.modality and cond.text are off): "
+                                 "drop --modality/--prompt")
+            return None, None
+        if modalities is None and prompts is None:
+            prompts = [""] * n  # without prompts, captions fall back to the template
+        return self.cond_encoder.guidance_pair(prompts, modalities, negative_prompt=negative_prompt)
+
+    @torch.no_grad()
+    def generate(self, num: int, seed: int = 0, sampler: Optional[str] = None, steps: Optional[int] = None,
+                 guidance_scale: Optional[float] = None, modalities: Optional[Sequence[str]] = None,
+                 prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
+                 batch_size: int = 8, progress: bool = False, return_labels: bool = False, decode: bool = True,
+                 start: int = 0):
+        """Sample ``num`` videos; sample i is a function of ``seed + start + i`` alone.
+
+        Args:
+            modalities / prompts: per-sample conditions (a single value is repeated); a
+                modality-conditioned model without them cycles through its modalities.
+            batch_size: samples per sampler batch (does not change the result).
+            decode: return decoded videos (else the scaled latents).
+        Returns:
+            ``B×3×F×H×W`` videos in [-1, 1] on the CPU (or latents ``B×C×T×h×w``), and with
+            ``return_labels`` the per-sample label list (modality or prompt) for display.
+        """
+        if decode and not self.can_decode:
+            raise ValueError("decoding samples needs the VAE: set vae.ckpt=PATH")
+        expand = lambda v: None if v is None else ([v] * num if isinstance(v, str) else list(v))  # noqa: E731
+        modalities, prompts = expand(modalities), expand(prompts)
+        for given, what in ((modalities, "modalities"), (prompts, "prompts")):
+            if given is not None and len(given) != num:
+                raise ValueError(f"got {len(given)} {what} for {num} samples")
+        autocast = self.device.type == "cuda" and str(self.cfg.trainer.precision) in ("auto", "bf16-mixed", "bf16-true")
+        outs, labels = [], []
+        for chunk in range(0, num, batch_size):
+            n = min(batch_size, num - chunk)
+            part = lambda v: None if v is None else v[chunk:chunk + n]  # noqa: E731
+            mods = part(modalities)
+            if mods is None and prompts is None and self.cond_encoder is not None:
+                mods = self._cycle(n, start + chunk)  # a modality model shows each modality in turn
+            cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt)
+            if cond is not None:
+                kwargs = dict(cond=cond.model_kwargs(), uncond=uncond.model_kwargs())
+                labels += list(part(prompts) or mods or [""] * n)
+            else:
+                kwargs = {}
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                z = sample_latents(
+                    self.backbone, (n, self.in_channels, *self.latent_grid()), self.cfg.diffusion,
+                    generators=sample_generators(seed, n, start + chunk), learn_sigma=self.cfg.model.learn_sigma,
+                    sampler=sampler, steps=steps, guidance_scale=guidance_scale, device=self.device,
+                    progress=progress, **kwargs,
+                )
+                if decode:
+                    z = self._vae.on(self.device).decode(z / self.scaling_factor).float().clamp(-1, 1)
+            outs.append(z.float().cpu())
+        result = torch.cat(outs)
+        return (result, labels or None) if return_labels else result
+
+    def _cycle(self, n: int, offset: int = 0) -> Optional[list[str]]:
+        """Modalities for samples offset .. offset+n-1, cycling through the model's classes."""
+        names = list(self.cond_encoder.modalities) if self.cond_encoder is not None else []
+        return [names[(offset + i) % len(names)] for i in range(n)] if names else None
+
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location: Any = "cpu", overrides: Optional[dict] = None) -> "DiffusionModule":
+        """A module for sampling from a training checkpoint (its EMA weights when EMA was on).
+
+        Args:
+            overrides: nested dict merged into the stored config, e.g. ``{"vae": {"ckpt": PATH}}``
+                when the VAE checkpoint moved.
+        """
+        ckpt = load_checkpoint(path, map_location)
+        hp = ckpt.get("hyper_parameters") or {}
+        if "cfg" not in hp:
+            raise ValueError(f"{path}: not a DiffusionModule checkpoint (no hyper_parameters.cfg)")
+        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(hp["cfg"]),
+                              OmegaConf.create(overrides or {}))
+        OmegaConf.set_readonly(cfg, True)
+        module = cls(cfg, hp.get("modalities"), for_training=False)
+        module.load_state_dict(ckpt["state_dict"])
+        return module.eval()

@@ -1,0 +1,215 @@
+"""SSD core with the intra-chunk decay factored out of the matmuls: the fast pure-PyTorch path.
+
+Per chunk of Q steps, with cs = cumulative sum of dt·A inside the chunk and m its midpoint (per
+chunk and head), the decay between steps s <= q factors as
+``exp(cs_q - cs_s) = exp(cs_q - m) · exp(m - cs_s) = u_q · v_s``. Then for all heads of a group at once:
+
+    X' = v ∘ x·dt                       (Q × heads·p)
+    Ŝ  = exp(m) ∘ S_in                  (heads·p × n), the state entering the chunk
+    Ŷ  = C Ŝᵀ + ((C Bᵀ) ∘ causal) X'    (Q × heads·p)
+    y  = u ∘ Ŷ
+    S_out = exp(cs_end) ∘ S_in + u_end ∘ (X'ᵀ B)
+
+so every matmul has N = heads·p (B and C are shared by a group's heads) and no per-head Q×Q decay
+matrix exists. States are kept heads·p × n (``mamba_ssm``'s b×h×p×n), so a head's decay scales one
+contiguous p·n block. The factors stay within exp(±limit/2) when the chunk's decay range
+``max cs - min cs`` is bounded (:func:`factor_range_limit`; the caller checks and otherwise uses
+:mod:`medsora.ssm.ssd_perhead`). ``m`` cancels exactly, so it is a constant for differentiation.
+Every intermediate, forward and backward, is a product of at most two factors, so it stays below
+exp(limit)·|data|; when the decay never grows (dt·A <= 0, always so for softplus dt and negative A)
+every product is of a u and a v whose exponents cancel, and the bound is exp(limit/2)·|data|.
+
+Memory and speed on CPU: chunks are processed in segments of a few MiB through work buffers
+allocated once per call, so intermediates stay cache-sized and no large temporary is created
+(a fresh large allocation costs a page fault per 4 KiB, which dominates on VMs). The hand-written
+backward keeps only the chunk-boundary states and the output, and recomputes X', Ŝ and ``C Bᵀ``
+per segment.
+"""
+from __future__ import annotations
+
+import torch
+
+# Largest decay range inside a chunk for which intermediates stay far from fp32 limits (e^60 ≈ 1e26).
+FACTOR_RANGE_LIMIT = 60.0
+MONOTONE_FACTOR_RANGE_LIMIT = 120.0
+# Elements of one segment's x-sized buffers (4 MiB in fp32).
+_SEGMENT_ELEMS = 1 << 20
+
+
+def chunk_decay_range(dA: torch.Tensor, Q: int) -> float:
+    """max over chunks and heads of (max cs - min cs) for chunks of Q steps. dA: b×l×h, l % Q == 0."""
+    b, l, h = dA.shape
+    cs = dA.view(b, l // Q, Q, h).cumsum(2)
+    return float((cs.amax(2) - cs.amin(2)).max()) if cs.numel() else 0.0
+
+
+def factor_range_limit(dA: torch.Tensor) -> float:
+    """Decay range the factored core accepts for these dA (b×l×h): wider when the decay never grows."""
+    return MONOTONE_FACTOR_RANGE_LIMIT if bool((dA <= 0).all()) else FACTOR_RANGE_LIMIT
+
+
+class _Plan:
+    """Shapes, per-chunk factors and the segment loop shared by forward and backward."""
+
+    def __init__(self, x, dt, dA, B, Q):
+        b, l, h, p = x.shape
+        g, n = B.shape[2], B.shape[3]
+        self.b, self.l, self.h, self.p, self.g, self.n, self.Q = b, l, h, p, g, n, Q
+        self.hg, self.nc, self.hp = h // g, l // Q, (h // g) * p
+        cs = dA.view(b, self.nc, Q, h).cumsum(2)
+        m = (cs.amax(2, keepdim=True) + cs.amin(2, keepdim=True)) * 0.5
+        self.cs = cs
+        self.u = torch.exp(cs - m)  # b c Q h
+        self.v = torch.exp(m - cs)
+        self.w = dt.view(b, self.nc, Q, h) * self.v  # X' = w ∘ x
+        state = (b, self.nc, g, self.hg, 1, 1)
+        self.decay = torch.exp(cs[:, :, -1]).view(state)
+        self.u_end = self.u[:, :, -1].reshape(state)
+        self.em = torch.exp(m[:, :, 0]).view(state)
+        # Segments are for CPU caches and page faults; a GPU is better served by one batched launch.
+        self.seg = self.nc if x.is_cuda else max(1, min(self.nc, _SEGMENT_ELEMS // max(1, b * Q * h * p)))
+        self.causal = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril_()
+        self.st = (b, g, self.hg, p, self.n)  # one chunk's state, heads split out
+
+    def segments(self, reverse=False):
+        starts = range(0, self.nc, self.seg)
+        for c0 in (reversed(starts) if reverse else starts):
+            yield c0, min(self.nc, c0 + self.seg)
+
+    def buf(self, like, rows, cols):
+        """Work buffer for a full segment: (b·seg·g) × rows × cols."""
+        return like.new_empty(self.b * self.seg * self.g, rows, cols)
+
+    def tok6(self, t, c0, c1):
+        """Token-major view of chunks c0..c1 of a b×l×h×p tensor: b k Q g hg p."""
+        return t[:, c0 * self.Q:c1 * self.Q].view(self.b, c1 - c0, self.Q, self.g, self.hg, self.p)
+
+    def grp6(self, buf, k):
+        """A (b·k·g)×Q×hp buffer as b k Q g hg p (a transposed view of b k g Q hg p)."""
+        return buf[:self.b * k * self.g].view(self.b, k, self.g, self.Q, self.hg, self.p).transpose(2, 3)
+
+    def per_tok(self, t, c0, c1):
+        """A b c Q h factor for chunks c0..c1, expanded over p (explicitly: TensorIterator is several
+        times slower broadcasting a trailing size-1 dim)."""
+        k = c1 - c0
+        s6 = (self.b, k, self.Q, self.g, self.hg, self.p)
+        return t[:, c0:c1].reshape(*s6[:5], 1).expand(s6)
+
+    def group_bc(self, M, c0, c1):
+        """B or C of chunks c0..c1 as (b·k·g)×Q×n (a view when g = 1)."""
+        k = c1 - c0
+        return M[:, c0 * self.Q:c1 * self.Q].reshape(self.b, k, self.Q, self.g, self.n).transpose(2, 3).reshape(
+            -1, self.Q, self.n)
+
+    def fill(self, Xp, CBm, x, Bg, Cg, c0, c1):
+        """Xp ← X' = w ∘ x and CBm ← (C Bᵀ) ∘ causal for chunks c0..c1; returns the used views."""
+        r = self.b * (c1 - c0) * self.g
+        torch.mul(self.tok6(x, c0, c1), self.per_tok(self.w, c0, c1), out=self.grp6(Xp, c1 - c0))
+        torch.bmm(Cg, Bg.transpose(1, 2), out=CBm[:r])
+        CBm[:r].masked_fill_(~self.causal, 0.0)
+        return Xp[:r], CBm[:r]
+
+
+
+class SSDFactoredCore(torch.autograd.Function):
+    """(x: b×l×h×p, dt: b×l×h, dA = dt·A: b×l×h, B/C: b×l×g×n, S0: b×h×p×n, Q) -> (y: b×l×h×p, S_l: b×h×p×n).
+
+    ``l`` must be a multiple of Q (the caller pads) and every chunk's decay range at most
+    :func:`factor_range_limit`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dt, dA, B, C, S0, Q):
+        pl = _Plan(x, dt, dA, B, Q)
+        b, n, g, hg, p, hp, st = pl.b, pl.n, pl.g, pl.hg, pl.p, pl.hp, pl.st
+        Xp, Sh, P, Yh = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, hp, n), pl.buf(x, Q, hp)
+        CBm = pl.buf(x, Q, Q)
+        y = x.new_empty(x.shape)
+        S = S0.view(st)
+        saved = []  # per segment: the state entering each chunk and the state after the last
+        for c0, c1 in pl.segments():
+            k = c1 - c0
+            r = b * k * g
+            Bg, Cg = pl.group_bc(B, c0, c1), pl.group_bc(C, c0, c1)
+            Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
+            torch.bmm(Xk.transpose(1, 2), Bg, out=P[:r])  # chunk states from zero, before the u_end factor
+            seg_st = (b, k, *st[1:])
+            states = x.new_empty(b, k + 1, *st[1:])
+            states[:, 0] = S
+            # S_in[j+1] = decay_j·S_in[j] + u_end_j·P_j: the scaling is done for the whole segment at
+            # once, so the sequential loop is a single op per chunk.
+            Pu = P[:r].view(seg_st).mul_(pl.u_end[:, c0:c1].expand(seg_st))
+            for j in range(k):
+                torch.addcmul(Pu[:, j], states[:, j], pl.decay[:, c0 + j].expand(st), out=states[:, j + 1])
+            S = states[:, k]
+            torch.mul(states[:, :k], pl.em[:, c0:c1].expand(seg_st), out=Sh[:r].view(seg_st))
+            saved.append(states)
+            torch.bmm(Cg, Sh[:r].transpose(1, 2), out=Yh[:r]).baddbmm_(CBk, Xk)
+            torch.mul(pl.grp6(Yh, k), pl.per_tok(pl.u, c0, c1), out=pl.tok6(y, c0, c1))
+        ctx.save_for_backward(x, dt, dA, B, C, y, *saved)
+        ctx.Q = Q
+        return y, S.reshape(b, pl.h, p, n)
+
+    @staticmethod
+    def backward(ctx, dy, dS):
+        x, dt, dA, B, C, y, *saved = ctx.saved_tensors
+        Q = ctx.Q
+        pl = _Plan(x, dt, dA, B, Q)
+        b, l, h, p, g, n, hg, hp, st = pl.b, pl.l, pl.h, pl.p, pl.g, pl.n, pl.hg, pl.hp, pl.st
+        Xp, Sh, CBm = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, Q, Q)
+        dYh, dSh, dXp, dP = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, Q, hp), pl.buf(x, hp, n)
+        dCB, dCk, dBk = pl.buf(x, Q, Q), pl.buf(x, Q, n), pl.buf(x, Q, n)
+        dx, dB, dC = torch.empty_like(x), torch.empty_like(B), torch.empty_like(C)
+        dcs = torch.empty_like(pl.cs)  # b c Q h
+        dw = torch.empty_like(pl.cs)  # gradient w.r.t. w = dt·v
+        G = dS.reshape(st)  # dL/d(state after the chunk)
+        for (c0, c1), states in zip(pl.segments(reverse=True), reversed(saved)):
+            k = c1 - c0
+            r = b * k * g
+            Bg, Cg = pl.group_bc(B, c0, c1), pl.group_bc(C, c0, c1)
+            Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
+            Shk = Sh[:r]
+            seg_st = (b, k, *st[1:])
+            torch.mul(states[:, :k], pl.em[:, c0:c1].expand(seg_st), out=Shk.view(seg_st))
+            # y = u ∘ Ŷ: through u (m is a constant), d/dcs_q = Σ_p dy ∘ y.
+            dy6 = pl.tok6(dy, c0, c1)
+            dcs[:, c0:c1] = torch.linalg.vecdot(dy6, pl.tok6(y, c0, c1)).view(b, k, Q, h)
+            torch.mul(dy6, pl.per_tok(pl.u, c0, c1), out=pl.grp6(dYh, k))
+            dYk = dYh[:r]
+            # Ŷ = C Ŝᵀ + CBm X'
+            torch.bmm(dYk, Shk, out=dCk[:r])
+            torch.bmm(dYk, Xk.transpose(1, 2), out=dCB[:r])
+            torch.bmm(dYk.transpose(1, 2), Cg, out=dSh[:r])
+            torch.bmm(CBk.transpose(1, 2), dYk, out=dXp[:r])
+            # Recurrence backwards. S_out = decay·S_in + u_end·P with decay = exp(cs_end),
+            # u_end = exp(cs_end - m) and Ŝ = exp(m)·S_in, so d/d cs_end = Σ G ∘ S_out.
+            # Gs[j] = dL/d(state after chunk j); one op per chunk in the sequential loop.
+            dSe = dSh[:r].view(seg_st).mul_(pl.em[:, c0:c1].expand(seg_st))  # gradient w.r.t. S_in via Ŝ
+            Gs = dP[:r].view(seg_st)
+            Gs[:, k - 1] = G
+            for j in range(k - 1, 0, -1):
+                torch.addcmul(dSe[:, j], Gs[:, j], pl.decay[:, c0 + j].expand(st), out=Gs[:, j - 1])
+            G = torch.addcmul(dSe[:, 0], Gs[:, 0], pl.decay[:, c0].expand(st))
+            dcs[:, c0:c1, -1] += torch.linalg.vecdot(Gs, states[:, 1:]).sum(-1).view(b, k, h)
+            Gs.mul_(pl.u_end[:, c0:c1].expand(seg_st))  # now dL/dP
+            # P = X'ᵀ B (heads·p × n)
+            dPk = dP[:r]
+            dXp[:r].baddbmm_(Bg, dPk.transpose(1, 2))
+            torch.bmm(Xk, dPk, out=dBk[:r])
+            # X' = w ∘ x
+            dX6 = pl.grp6(dXp, k)
+            dw[:, c0:c1] = torch.linalg.vecdot(dX6, pl.tok6(x, c0, c1)).view(b, k, Q, h)
+            torch.mul(dX6, pl.per_tok(pl.w, c0, c1), out=pl.tok6(dx, c0, c1))
+            # CBm = (C Bᵀ) ∘ causal
+            dCBk = dCB[:r].masked_fill_(~pl.causal, 0.0)
+            dBk[:r].baddbmm_(dCBk.transpose(1, 2), Cg)
+            dCk[:r].baddbmm_(dCBk, Bg)
+            t0, t1 = c0 * Q, c1 * Q
+            dB[:, t0:t1] = dBk[:r].view(b, k, g, Q, n).transpose(2, 3).reshape(b, k * Q, g, n)
+            dC[:, t0:t1] = dCk[:r].view(b, k, g, Q, n).transpose(2, 3).reshape(b, k * Q, g, n)
+        dS0 = G.reshape(b, h, p, n)
+        # w = dt·exp(m - cs): dw ∘ w is the gradient w.r.t. -cs.
+        dcs -= dw * pl.w
+        ddt = (dw * pl.v).view(b, l, h)
+        ddA = dcs.flip(2).cumsum(2).flip(2).reshape(b, l, h)  # cs = cumsum(dA) inside the chunk
+        return dx, ddt, ddA, dB, dC, dS0, None

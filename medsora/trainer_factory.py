@@ -1,0 +1,103 @@
+"""``lightning.Trainer`` of a run from ``trainer:``/``train:``, with MedSora's callbacks."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from medsora.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
+from medsora.checkpointing import AtomicCheckpointIO
+from medsora.data_order import ResumeDataOrder
+
+__all__ = ["build_trainer", "resolve_precision", "parse_devices", "batch_size_of"]
+
+# Both are expected here: ResumeDataOrder resumes the data order mid-epoch (Lightning cannot see
+# that), and DiffusionModule.training_step returns None on purpose to skip a non-finite step.
+warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended")
+warnings.filterwarnings("ignore", message=".*`training_step` returned `None`")
+
+
+def parse_devices(devices: str):
+    """``trainer.devices``: "auto", a count ("8") or a list of indices ("0,1")."""
+    text = str(devices).strip()
+    if text == "auto":
+        return "auto"
+    if "," in text:
+        return [int(d) for d in text.split(",") if d.strip()]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"trainer.devices = {devices!r}: use auto, a count like 2, or indices like 0,1") from None
+
+
+def resolve_precision(cfg) -> str:
+    """``auto`` precision: bf16 mixed on a GPU (MedSora's setting), fp32 on the CPU."""
+    precision = str(cfg.trainer.precision)
+    if precision != "auto":
+        return precision
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+def batch_size_of(batch: dict) -> int:
+    """Clips in a raw or cached batch."""
+    return int((batch["latent_mean"] if "latent_mean" in batch else batch["video"]).shape[0])
+
+
+def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[[dict], int]] = None,
+                  sample_videos: bool = False, extra_callbacks: Sequence = ()) -> L.Trainer:
+    """The Trainer of a run.
+
+    Callbacks: atomic checkpoints every ``trainer.checkpoint_every_n_steps`` steps plus
+    ``last.ckpt``; EMA (``train.ema``, ``train.ema_decay``); the non-finite loss guard;
+    learning rate, throughput (samples/s, tokens/s with ``tokens_fn``), peak memory and data
+    counters; the data-order resume hook; sample videos (``sample_videos``, every
+    ``trainer.sample_every_n_steps`` and at the end).
+    """
+    t = cfg.trainer
+    log_dir = Path(logger.log_dir) if logger is not None else Path(cfg.out_dir) / cfg.name
+    callbacks = [
+        ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="step={step:07d}", auto_insert_metric_name=False,
+                        every_n_train_steps=max(1, int(t.checkpoint_every_n_steps)), save_top_k=-1, save_last=True),
+        NonFiniteLossGuard(t.max_bad_steps),
+        ResumeDataOrder(),
+        Throughput(batch_size_of, tokens_fn),
+    ]
+    if logger is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if datamodule is not None:
+        callbacks.append(DataCounters(datamodule))
+    if cfg.train.ema:
+        callbacks.append(EMA(decay=float(cfg.train.ema_decay)))
+    if sample_videos:
+        callbacks.append(SampleVideos(every_n_steps=int(t.sample_every_n_steps), num=4, seed=int(cfg.seed)))
+    callbacks.extend(extra_callbacks)
+    validate_by_steps = t.val_check_interval is not None
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=parse_devices(t.devices),
+        num_nodes=int(t.num_nodes),
+        strategy=t.strategy,
+        precision=resolve_precision(cfg),
+        max_steps=int(t.max_steps),
+        max_epochs=int(t.max_epochs),
+        log_every_n_steps=int(t.log_every_n_steps),
+        val_check_interval=int(t.val_check_interval) if validate_by_steps else None,
+        check_val_every_n_epoch=None if validate_by_steps else 1,
+        limit_val_batches=t.limit_val_batches,
+        accumulate_grad_batches=int(t.accumulate_grad_batches),
+        gradient_clip_val=float(t.gradient_clip_val) or None,
+        enable_progress_bar=bool(t.enable_progress_bar),
+        deterministic=bool(t.deterministic),
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # ResumableSampler shards by rank (see medsora.data_order)
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(log_dir),
+        enable_model_summary=True,
+    )
