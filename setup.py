@@ -23,6 +23,7 @@ setup(
         "safetensors>=0.4",
         "tensorboard>=2.16",
         "torchmetrics>=1.4,<2.0",
+        "torch-fidelity>=0.3",
         "av>=14",
         "pydicom>=3.0",
         "nibabel>=5.2",
@@ -36,5 +37,6 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         "kernels": ["mamba-ssm>=2.2", "causal-conv1d>=1.4"],
+        "iqa": ["pyiqa>=0.1.13"],  # MUSIQ imaging quality in medsora.evaluate
     },
 )

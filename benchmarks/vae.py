@@ -91,20 +91,27 @@ def speed_worker(size: int, frames: int, mode: str, repeats: int, threads: int) 
     return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "peak_mb": peak / 1024}
 
 
+def speed_runs(frames: int) -> list[tuple[int, str, int]]:
+    """(size, mode, frames): every mode at 128 and 256 px, plus full vs chunks of 1 on 17 frames at 256 px
+    (memory of a full pass grows with the clip, that of a chunked pass should not)."""
+    runs = [(size, mode, frames) for size in (128, 256) for mode in SPEED_MODES
+            if not (SPEED_MODES[mode][1] and size <= SPEED_MODES[mode][1])]  # a tile as large as the frame: no tiling
+    if frames != 17:
+        runs += [(256, "full", 17), (256, "chunks of 1", 17)]
+    return runs
+
+
 def run_speed(args) -> list[dict]:
     rows = []
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for size in (128, 256):
-        for mode in SPEED_MODES:
-            if SPEED_MODES[mode][1] and size <= SPEED_MODES[mode][1]:
-                continue  # one 128 px tile covers the frame: the same as "chunked"
-            cmd = [sys.executable, __file__, "--worker", json.dumps(
-                {"size": size, "frames": args.frames, "mode": mode, "repeats": args.repeats, "threads": args.threads})]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-            row = {"size": size, "mode": mode, **json.loads(out.strip().splitlines()[-1])}
-            print(f"  {size} px {mode:20s} encode {row['encode_s']:.2f} s  decode {row['decode_s']:.2f} s  "
-                  f"peak +{row['peak_mb']:.0f} MB", flush=True)
-            rows.append(row)
+    for size, mode, frames in speed_runs(args.frames):
+        cmd = [sys.executable, __file__, "--worker", json.dumps(
+            {"size": size, "frames": frames, "mode": mode, "repeats": args.repeats, "threads": args.threads})]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        row = {"size": size, "mode": mode, "frames": frames, **json.loads(out.strip().splitlines()[-1])}
+        print(f"  {size} px {frames} frames {mode:20s} encode {row['encode_s']:.2f} s  decode {row['decode_s']:.2f} s  "
+              f"peak +{row['peak_mb']:.0f} MB", flush=True)
+        rows.append(row)
     return rows
 
 
@@ -205,16 +212,16 @@ def report(args, speed: list[dict], exact: float, quality: list[dict], header: s
     lines = [f"## VAE: chunked/tiled encode-decode and frequency compensation (benchmarks/vae.py, {time.strftime('%Y-%m-%d')})",
              "", f"Command: `{' '.join(['python', 'benchmarks/vae.py', *sys.argv[1:]])}`", f"Machine: {header}", ""]
     if speed:
-        lines += [f"**Speed and memory**: tiny VAE (configs/vae/tiny.yaml, {args.threads} thread), one clip of "
-                  f"{args.frames} frames, medians of {args.repeats} runs; memory = peak RSS above the loaded "
-                  "process (model + clip).", "",
-                  "| size | mode | encode ms/frame | decode ms/frame | peak memory (MB) | vs full |", "|---|---|---:|---:|---:|---|"]
+        lines += [f"**Speed and memory**: tiny VAE (configs/vae/tiny.yaml, {args.threads} thread), one clip, medians "
+                  f"of {args.repeats} runs; memory = peak RSS above the loaded process (model + clip).", "",
+                  "| size | frames | mode | encode ms/frame | decode ms/frame | peak memory (MB) | vs full pass |",
+                  "|---|---:|---|---:|---:|---:|---|"]
         for row in speed:
-            full = next(r for r in speed if r["size"] == row["size"] and r["mode"] == "full")
+            full = next(r for r in speed if (r["size"], r["frames"], r["mode"]) == (row["size"], row["frames"], "full"))
             ratio = (f"time {(row['encode_s'] + row['decode_s']) / (full['encode_s'] + full['decode_s']):.2f}×, "
                      f"memory {row['peak_mb'] / max(full['peak_mb'], 1e-9):.2f}×")
-            lines.append(f"| {row['size']} | {row['mode']} | {1e3 * row['encode_s'] / args.frames:.1f} | "
-                         f"{1e3 * row['decode_s'] / args.frames:.1f} | {row['peak_mb']:.0f} | {ratio} |")
+            lines.append(f"| {row['size']} | {row['frames']} | {row['mode']} | {1e3 * row['encode_s'] / row['frames']:.1f} | "
+                         f"{1e3 * row['decode_s'] / row['frames']:.1f} | {row['peak_mb']:.0f} | {ratio} |")
         lines += ["", f"Chunked == full pass: max |Δ| = {exact:.1e} over latents and frames (random tiny VAE with "
                   "active branches, 21 frames, 64 px, chunks of 1, 2, 3 latent frames).", ""]
     if quality:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", default="", help="comma-separated GPU ids")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--validate-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         spec = load_sweep(args.sweep)
         if args.validate_only:

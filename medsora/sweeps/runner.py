@@ -21,7 +21,8 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from medsora.sweeps import results
-from medsora.sweeps.spec import SweepSpec, Variant, validate
+from medsora.sweeps.prepare import prepare
+from medsora.sweeps.spec import SweepSpec, Variant, vae_only, validate
 
 RESULT_FILE = "result.json"
 
@@ -109,13 +110,19 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
             rows[variant.name] = {**results.load_json(done), "status": "done (skipped: finished earlier)"}
         else:
             todo.append(variant)
+    prepared: dict[tuple[str, ...], list[str]] = {}
+    if spec.prepare_vae:  # one VAE + cache per distinct vae.* setting, before any variant trains
+        with (out_dir / "prepare.log").open("a") as log:
+            for key in dict.fromkeys(tuple(vae_only(v.overrides)) for v in todo):
+                prepared[key] = prepare(spec.prepare_vae, spec.base, key, extra, out_dir, log)
     lock = threading.Lock()
     bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="variant")
 
     def work(variant: Variant) -> None:
         env, more = slots.get()
         try:
-            row = run_variant(spec, variant, out_dir, params[variant.name], [*extra, *more], env)
+            pointers = prepared.get(tuple(vae_only(variant.overrides)), [])
+            row = run_variant(spec, variant, out_dir, params[variant.name], [*extra, *more, *pointers], env)
         finally:
             slots.put((env, more))
         with lock:

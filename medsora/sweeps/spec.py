@@ -9,6 +9,9 @@ A sweep file (``configs/sweep/NAME.yaml``)::
       full_attn: ["model.blocks=[full_attn]"]
     grid:                           # and/or a cartesian grid: key -> values
       model.bidirectional: [true, false]
+    prepare_vae: vae_demo           # optional: train this VAE experiment and write the encode
+                                    # cache once per distinct vae.* setting, and point every
+                                    # variant at them (vae.ckpt, data.cache)
     evaluate:                       # optional: sample and score each variant
       real: demo                    # folder/manifest of real videos ("demo" = the demo set)
       metrics: [fvd, temporal_flickering]
@@ -29,7 +32,7 @@ import yaml
 
 from medsora.config import ConfigError, compose
 
-_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description"}
+_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae"}
 _EVAL_ALLOWED = {"real", "metrics", "num", "steps", "sampler"}
 
 
@@ -48,6 +51,7 @@ class SweepSpec:
     variants: list[Variant]
     evaluate: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    prepare_vae: str | None = None  # a stage: vae experiment trained once per distinct vae.* setting
 
 
 def _format_value(value: Any) -> str:
@@ -115,7 +119,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     evaluate = data.get("evaluate") or {}
     if not isinstance(evaluate, dict) or set(evaluate) - _EVAL_ALLOWED:
         raise ConfigError(f"{path}: 'evaluate' keys must be among {sorted(_EVAL_ALLOWED)}")
-    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")))
+    prepare_vae = data.get("prepare_vae")
+    if prepare_vae is not None and not isinstance(prepare_vae, str):
+        raise ConfigError(f"{path}: 'prepare_vae' must name a stage: vae experiment")
+    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")), prepare_vae)
 
 
 def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
@@ -127,6 +134,15 @@ def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
     for variant in spec.variants:
         try:
             configs[variant.name] = compose(spec.base, list(variant.overrides) + list(extra or []))
+            if spec.prepare_vae:
+                cfg = compose(spec.prepare_vae, [*vae_only(variant.overrides), *(extra or [])])
+                if cfg.stage != "vae":
+                    raise ConfigError(f"prepare_vae: experiment '{spec.prepare_vae}' has stage '{cfg.stage}', not 'vae'")
         except ConfigError as err:
             raise ConfigError(f"sweep '{spec.name}', variant '{variant.name}': {err}") from None
     return configs
+
+
+def vae_only(overrides: list[str]) -> list[str]:
+    """The overrides that change the VAE: they select a variant's shared VAE checkpoint and cache."""
+    return [o for o in overrides if o.startswith("vae.")]

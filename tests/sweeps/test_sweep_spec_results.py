@@ -118,3 +118,57 @@ def test_finished_variants_are_skipped_on_rerun(tmp_path, monkeypatch):
     assert launched == ["b"]
     assert rows[0]["status"].startswith("done (skipped") and rows[0]["train_loss"] == 0.5
     assert (out / "results.md").is_file() and (out / "loss_curves.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["demo", "backbone_blocks", "scan_orders", "components"])
+def test_shipped_sweeps_validate(name, monkeypatch):
+    """Every shipped sweep's variants compose against the real configs (real-data ones given a folder)."""
+    monkeypatch.delenv("MEDSORA_CONFIG_DIR")
+    from medsora.config import config_dir
+
+    spec = load_sweep(config_dir() / "sweep" / f"{name}.yaml")
+    extra = [] if name == "demo" else ["data.root=/data/videos", "vae.pretrained=/models/vae"]
+    configs = validate(spec, extra)
+    assert len(configs) == len(spec.variants) >= 4
+    assert spec.prepare_vae in ("vae_demo", "vae_medsora")
+    if name == "backbone_blocks":
+        assert list(configs["full_attn"].model.blocks) == ["full_attn"]
+    if name == "components":
+        assert {(c.align.enabled, c.vae.freq_comp) for c in configs.values()} == {
+            (True, True), (True, False), (False, True), (False, False)}
+
+
+def test_one_vae_and_cache_per_distinct_vae_setting(tmp_path, monkeypatch, config_root):
+    from medsora.sweeps import runner
+
+    (config_root / "experiment" / "vae.yaml").write_text("name: v\nstage: vae\ndata:\n  root: /videos\n")
+    spec = load_sweep(_write(tmp_path, """
+base: base
+prepare_vae: vae
+grid:
+  align.enabled: [true, false]
+  vae.freq_comp: [true, false]
+"""))
+    prepared, launched = [], {}
+
+    def fake_prepare(vae_experiment, base, overrides, common, out_dir, log):
+        prepared.append((vae_experiment, tuple(overrides)))
+        return [f"vae.ckpt=/ckpt/{len(prepared)}", f"data.cache=/cache/{len(prepared)}"]
+
+    def fake_variant(spec_, variant, out_dir, params, extra=(), env=None):
+        launched[variant.name] = list(extra)
+        return {"variant": variant.name, "status": "done"}
+
+    monkeypatch.setattr(runner, "prepare", fake_prepare)
+    monkeypatch.setattr(runner, "run_variant", fake_variant)
+    monkeypatch.setattr(runner, "count_backbone_params", lambda cfg: 1)
+    runner.run_sweep(spec, tmp_path / "out")
+    assert prepared == [("vae", ("vae.freq_comp=true",)), ("vae", ("vae.freq_comp=false",))]
+    assert launched["enabled-false_freq_comp-true"] == ["vae.ckpt=/ckpt/1", "data.cache=/cache/1"]
+    assert launched["enabled-true_freq_comp-false"] == ["vae.ckpt=/ckpt/2", "data.cache=/cache/2"]
+
+
+def test_prepare_vae_must_be_a_vae_stage(tmp_path):
+    spec = load_sweep(_write(tmp_path, "base: base\nprepare_vae: base\nvariants: {a: []}\n"))
+    with pytest.raises(ConfigError, match="has stage 'diffusion', not 'vae'"):
+        validate(spec)
