@@ -200,9 +200,11 @@ def worker(cfg):
         # allocator's heap and hide part of the peak.
         return {"mem": _peak_mb(_steps(cfg, cfg["impl"], cfg["chunk"])[cfg["mode"]])}
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    jobs = {(impl, chunk, mode): step for impl, chunk, modes in cfg["impls"]
-            for mode, step in _steps(cfg, impl, chunk).items() if mode in modes}
-    jobs[("matmul", None, "mm")] = lambda: a @ b
+    # impls: [name, chunk, modes] or [name, chunk, modes, L] to time several lengths side by side.
+    jobs = {(impl, chunk, mode, rest[0] if rest else cfg["L"]): step for impl, chunk, modes, *rest in cfg["impls"]
+            for mode, step in _steps(dict(cfg, L=rest[0] if rest else cfg["L"]), impl, chunk).items()
+            if mode in modes}
+    jobs[("matmul", None, "mm", 0)] = lambda: a @ b
     for step in jobs.values():  # warm-up
         step()
     times = {key: [] for key in jobs}
@@ -213,8 +215,8 @@ def worker(cfg):
         if time.process_time() > t_end:
             break
     out = {}
-    for (impl, chunk, mode), ts in times.items():
-        out.setdefault(f"{impl}/{chunk}", {})[mode] = [statistics.median(t[0] for t in ts),
+    for (impl, chunk, mode, L), ts in times.items():
+        out.setdefault(f"{impl}/{chunk}" + (f"/{L}" if L != cfg["L"] else ""), {})[mode] = [statistics.median(t[0] for t in ts),
                                                       statistics.median(t[1] for t in ts), len(ts)]
     return out
 
@@ -262,6 +264,20 @@ def _run_group(base, kind, L, n, impls):
     return rows
 
 
+def _run_scaling(base, n, chunks, lengths=(4096, 16384)):
+    """time(16384) / time(4096) of our SSD, both lengths interleaved in one process so that the ratio
+    is not skewed by the machine's load changing between row groups."""
+    impls = [("ours", q, ("fwd", "fb"), L) for q in chunks for L in lengths]
+    timing = _run_worker(dict(base, job="time", kind="ssd", L=0, n=n, impls=impls))
+    lines = []
+    for q in chunks:
+        t = [timing[f"ours/{q}/{L}"] for L in lengths]
+        lines.append(f"- SSD ours chunk {q}, d_state {n}, both lengths in one process: time({lengths[1]}) / "
+                     f"time({lengths[0]}) = {t[1]['fwd'][0] / t[0]['fwd'][0]:.2f} fwd, "
+                     f"{t[1]['fb'][0] / t[0]['fb'][0]:.2f} fwd+bwd (linear = 4, target <= 4.5)")
+    return lines
+
+
 def _ref_backward_fits(kind, L, n, mem_gb):
     """The sequential recurrences keep one state per step for the backward: skip what would not fit."""
     per_step = B_ * H_ * P_ * n * 4 * 3 if kind == "ssd" else B_ * S6_D * S6_N * 4 * 4
@@ -288,6 +304,8 @@ def main(argv=None):
     ap.add_argument("--ref-mem-gb", type=float, default=3.0,
                     help="skip the sequential reference's backward where its per-step graph would exceed this")
     ap.add_argument("--chunks", default="64,128", help="chunk sizes of our SSD to measure")
+    ap.add_argument("--only-scaling", action="store_true",
+                    help="only the interleaved L 4096 vs 16384 timing of our SSD (the linear-scaling check)")
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -303,20 +321,23 @@ def main(argv=None):
     machine = _machine(args.threads)
     t_start = time.time()
 
-    rows = []
-    for n in states:
+    rows, scaling = [], []
+    if args.only_scaling or not args.quick:
+        scaling = [line for n in (64, 128) for line in _run_scaling(base, n, chunks)]
+        print("\n".join(scaling), flush=True)
+    for n in ([] if args.only_scaling else states):
         for L in lengths:
             ref_modes = ("fwd", "fb") if _ref_backward_fits("ssd", L, n, args.ref_mem_gb) else ("fwd",)
             impls = [("sequential", None, ref_modes), ("minimal", None, ("fwd", "fb"))]
             impls += [("ours", q, ("fwd", "fb")) for q in chunks]
             rows += _run_group(base, "ssd", L, n, impls)
             print("\n".join(_row(r, rows) for r in rows[-len(impls):]), flush=True)
-    for L in lengths:
+    for L in ([] if args.only_scaling else lengths):
         ref_modes = ("fwd", "fb") if _ref_backward_fits("s6", L, S6_N, args.ref_mem_gb) else ("fwd",)
         rows += _run_group(base, "s6", L, S6_N, [("sequential", None, ref_modes), ("ours", None, ("fwd", "fb"))])
         print("\n".join(_row(r, rows) for r in rows[-2:]), flush=True)
 
-    report = _report(rows, machine, args, time.time() - t_start)
+    report = _report(rows, scaling, machine, args, time.time() - t_start)
     print(report)
     if not args.no_append:
         with open(RESULTS, "a") as f:  # one append: other benchmarks write to the same file
@@ -378,9 +399,14 @@ def _targets(rows):
     return checks
 
 
-def _report(rows, machine, args, elapsed):
+def _report(rows, scaling, machine, args, elapsed):
     cmd = "python benchmarks/scan.py" + (" --quick" if args.quick else "") + (
-        f" --threads {args.threads}" if args.threads != 1 else "")
+        " --only-scaling" if args.only_scaling else "") + (f" --threads {args.threads}" if args.threads != 1 else "")
+    if args.only_scaling:
+        return (f"\n## scan: linear scaling of the pure-PyTorch SSD ({datetime.date.today().isoformat()})\n\n"
+                f"Command: `{cmd}` ({elapsed / 60:.0f} min). Machine: {machine}.\n"
+                f"Batch 2 × 8 heads, headdim 64; medians of process CPU time over rounds that run both lengths "
+                f"back to back in one process.\n\n" + "\n".join(scaling) + "\n")
     return (f"\n## scan: state-space scans on CPU ({datetime.date.today().isoformat()})\n\n"
             f"Command: `{cmd}` ({elapsed / 60:.0f} min). Machine: {machine}.\n\n"
             f"Times: medians over interleaved rounds of process CPU time (one intra-op thread); in each round every "
@@ -391,7 +417,8 @@ def _report(rows, machine, args, elapsed):
             f"(chunk 64, C·Bᵀ once per group; fwd+bwd = 3× fwd) for every implementation. 'minimal': the minimal "
             f"chunked SSD of the Mamba-2 paper (Listing 1, block 64). A speed-up marked (fwd) compares forward "
             f"times where the other implementation's backward was not run.\n\n"
-            + HEADER + "\n".join(_row(r, rows) for r in rows) + "\n\nTargets:\n" + "\n".join(_targets(rows)) + "\n")
+            + HEADER + "\n".join(_row(r, rows) for r in rows) + "\n\nTargets:\n" + "\n".join(_targets(rows) + scaling)
+            + "\n")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ initial state of :func:`selective_scan_ref` that lets a sequence be processed in
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 

@@ -21,7 +21,7 @@ every product is of a u and a v whose exponents cancel, and the bound is exp(lim
 
 Memory and speed on CPU: chunks are processed in segments of a few MiB through work buffers
 allocated once per call, so intermediates stay cache-sized and no large temporary is created
-(a fresh large allocation costs a page fault per 4 KiB, which dominates on VMs). The hand-written
+(a fresh large allocation costs a page fault per 4 KiB, expensive on VMs). The hand-written
 backward keeps only the chunk-boundary states and the output, and recomputes X', Ŝ and ``C Bᵀ``
 per segment.
 """
@@ -96,7 +96,7 @@ class _Plan:
         return t[:, c0:c1].reshape(*s6[:5], 1).expand(s6)
 
     def group_bc(self, M, c0, c1):
-        """B or C of chunks c0..c1 as (b·k·g)×Q×n (a view when g = 1)."""
+        """B or C of chunks c0..c1 as (b·k·g)×Q×n (a copy: a slice of b×l×g×n is not one batch dimension)."""
         k = c1 - c0
         return M[:, c0 * self.Q:c1 * self.Q].reshape(self.b, k, self.Q, self.g, self.n).transpose(2, 3).reshape(
             -1, self.Q, self.n)
@@ -108,7 +108,6 @@ class _Plan:
         torch.bmm(Cg, Bg.transpose(1, 2), out=CBm[:r])
         CBm[:r].masked_fill_(~self.causal, 0.0)
         return Xp[:r], CBm[:r]
-
 
 
 class SSDFactoredCore(torch.autograd.Function):
