@@ -5,8 +5,6 @@ memory-efficient kernel where the device has one.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
