@@ -102,16 +102,40 @@ def _demo_cache_dir(vae_ckpt: Path) -> Path:
     return root / "encode" / f"demo-{file_sha256(vae_ckpt)[:12]}"
 
 
+def data_overrides(data_cfg) -> list[str]:
+    """``data.KEY=VALUE`` overrides that make another stage read the same clips.
+
+    The keys that decide which clips exist (those an encode cache records, but ``crop``) are
+    copied; loading settings (batch size, workers, crop augmentation) stay the stage's own.
+    """
+    import json
+
+    from omegaconf import OmegaConf
+
+    from medsora.data.cache import DATA_KEYS, DEMO_KEYS
+
+    def fmt(value) -> str:
+        if isinstance(value, str):
+            return json.dumps(value)  # quoted: YAML would read off/yes/1e3 as other types
+        return json.dumps(value).replace(" ", "")
+
+    shared = [k for k in (*DATA_KEYS, *DEMO_KEYS) if k != "crop"]
+    values = OmegaConf.to_container(data_cfg, resolve=True)
+    return [f"data.{k}={fmt(values[k])}" for k in shared]
+
+
 def run_demo(overrides: Sequence[str] = (), out_dir: Optional[str] = None) -> dict:
     """The demo: ``vae_demo`` -> encode cache -> ``diffusion_demo`` -> samples, in one process.
 
-    ``overrides`` (``key=value``) apply to both training stages, e.g. ``trainer.max_steps=20``
-    for a quick check. Returns the stage results and the total wall time.
+    Both stages use the ``data:`` section of experiment ``demo`` (so the VAE, the cache and the
+    diffusion model see the same clips); ``overrides`` (``key=value``) apply to both stages, e.g.
+    ``trainer.max_steps=20`` for a quick check. Returns the stage results and the wall time.
     """
     began = time.perf_counter()
     extra = [o for o in overrides if not o.startswith(("experiment=", "stage="))]
     if out_dir:
         extra.append(f"out_dir={out_dir}")
+    extra = [*data_overrides(compose("demo", extra).data), *extra]
     print("MedSora demo: 1/4 train the tiny VAE (experiment vae_demo)", flush=True)
     vae_cfg = compose("vae_demo", extra)
     vae = fit_stage(vae_cfg)

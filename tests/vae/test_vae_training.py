@@ -144,7 +144,7 @@ def test_checkpoint_reloads_with_load_vae(frozen_run, video):
         assert torch.equal(vae(x, sample_posterior=False)[0], module.vae(x, sample_posterior=False)[0])
 
 
-def test_measured_scale_is_one_over_the_latent_std(tiny_cfg):
+def test_measured_scale_is_one_over_the_latent_std():
     module = VAEModule(compose(overrides=["stage=vae", *TINY, "vae.scale_ema=0.9"]))
     assert module.scaling_factor is None
     g = torch.Generator().manual_seed(0)
