@@ -17,7 +17,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-__all__ = ["NonFiniteLossError", "all_finite", "NonFiniteLossGuard", "EMA", "Throughput", "SampleVideos", "DataCounters"]
+__all__ = ["NonFiniteLossError", "all_finite", "NonFiniteLossGuard", "EMA", "ema_decay_at", "Throughput", "SampleVideos", "DataCounters"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,9 +76,27 @@ class NonFiniteLossGuard(Callback):
         self.consecutive, self.total = int(state_dict["consecutive"]), int(state_dict["total"])
 
 
-def _ema_update(ema_param: torch.Tensor, current_param: torch.Tensor, num_averaged, decay: float) -> torch.Tensor:
-    """torch.optim.swa_utils.get_ema_avg_fn's rule: decay·ema + (1 − decay)·current."""
-    return decay * ema_param + (1 - decay) * current_param
+def ema_decay_at(decay: float, num_averaged: int) -> float:
+    """The decay of update number ``num_averaged`` (0-based): ``min(decay, (1 + n) / (10 + n))``.
+
+    diffusers' ``EMAModel`` warm-up: early averages forget the random initialisation quickly, so
+    a short run (the CPU demo) samples from trained weights; from ~10⁵ updates on it is the
+    plain ``decay`` (0.9999 for MedSora/DiT).
+    """
+    return min(float(decay), (1.0 + num_averaged) / (10.0 + num_averaged))
+
+
+def _ema_update(ema_params: list, current_params: list, num_averaged: torch.Tensor, decay: float) -> None:
+    """ema ← decay_n·ema + (1 − decay_n)·current for a list of tensors (one fused call per device).
+
+    Like ``torch.optim.swa_utils.get_ema_multi_avg_fn`` plus the warm-up of :func:`ema_decay_at`.
+    """
+    d = ema_decay_at(decay, int(num_averaged))
+    if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
+        torch._foreach_lerp_(ema_params, current_params, 1.0 - d)
+    else:
+        for e, c in zip(ema_params, current_params):
+            e.copy_(e * d + c * (1.0 - d))
 
 
 class EMA(EMAWeightAveraging):
@@ -86,6 +104,7 @@ class EMA(EMAWeightAveraging):
 
     * The averaged copy lives on the training device (Lightning's default is the module's
       device at ``setup``, which is still the CPU before the strategy moves the model).
+    * The decay warms up as in diffusers' ``EMAModel`` (:func:`ema_decay_at`).
     * A skipped (non-finite) step does not update the average: the weights did not change.
     * At the end of training the raw weights stay in the module (Lightning copies the average
       over them), so that the final ``last.ckpt`` still resumes exactly; use :meth:`averaged`
@@ -98,8 +117,9 @@ class EMA(EMAWeightAveraging):
 
     def __init__(self, decay: float = 0.9999):
         super().__init__(decay=decay, use_buffers=False)
-        # torch's get_ema_avg_fn returns a closure, which ddp_spawn cannot pickle; same update rule
-        self._kwargs["avg_fn"] = functools.partial(_ema_update, decay=float(decay))
+        # torch's get_ema_avg_fn is a closure (ddp_spawn cannot pickle it) without warm-up
+        self._kwargs.pop("avg_fn", None)
+        self._kwargs["multi_avg_fn"] = functools.partial(_ema_update, decay=float(decay))
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self._device is None:

@@ -42,13 +42,31 @@ class StageResult:
     metrics: dict = field(default_factory=dict)
 
 
+_VERSIONS_ENV = "MEDSORA_LOG_VERSIONS"
+
+
 def _logger(cfg, ckpt: Optional[Path]) -> TensorBoardLogger:
-    """The run's logger; a resumed run keeps writing into the version folder it resumes from."""
+    """The run's logger; a resumed run keeps writing into the version folder it resumes from.
+
+    The version is fixed before training starts and handed to the processes that
+    ``trainer.strategy=ddp`` launches (they re-run this command) through the environment, so
+    that every rank agrees on the run folder.
+    """
+    import json
+
     run_root = (Path(cfg.out_dir) / cfg.name).resolve()
-    version = None
-    if ckpt is not None and ckpt.resolve().parent.name == "checkpoints" and ckpt.resolve().parent.parent.parent == run_root:
+    versions = json.loads(os.environ.get(_VERSIONS_ENV, "{}"))
+    launched = int(os.environ.get("LOCAL_RANK", "0")) > 0  # a rank started by Lightning's ddp launcher
+    version = versions.get(str(run_root)) if launched else None
+    if version is None and ckpt is not None and ckpt.resolve().parent.name == "checkpoints" \
+            and ckpt.resolve().parent.parent.parent == run_root:
         version = ckpt.resolve().parent.parent.name
-    return TensorBoardLogger(save_dir=cfg.out_dir, name=cfg.name, version=version, default_hp_metric=False)
+    logger = TensorBoardLogger(save_dir=cfg.out_dir, name=cfg.name, version=version, default_hp_metric=False)
+    if version is None:
+        version = f"version_{logger.version}" if isinstance(logger.version, int) else str(logger.version)
+        logger = TensorBoardLogger(save_dir=cfg.out_dir, name=cfg.name, version=version, default_hp_metric=False)
+    os.environ[_VERSIONS_ENV] = json.dumps({**versions, str(run_root): version})
+    return logger
 
 
 def _module(cfg, modalities):

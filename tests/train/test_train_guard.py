@@ -58,3 +58,20 @@ def test_too_many_nonfinite_steps_stop_with_the_step(tiny_cfg):
     cfg = tiny_cfg("trainer.max_steps=10", "trainer.max_bad_steps=2")
     with pytest.raises(NonFiniteLossError, match=r"3 consecutive .* global step 4 .*trainer.max_bad_steps=2"):
         fit_stage(cfg, module=_poisoned(cfg, {1, 2, 3, 4, 5, 6}))
+
+
+def test_ema_follows_diffusers_warmup_and_decay():
+    """The average after updates w1, w2, w3 is the warm-up-weighted mix, then plain decay."""
+    from medsora.callbacks import EMA, ema_decay_at
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(decay=0.5)
+    avg = torch.optim.swa_utils.AveragedModel(model, use_buffers=False, **ema._kwargs)
+    expected = None
+    for step, w in enumerate([1.0, 3.0, -2.0, 5.0]):
+        model.weight.data.fill_(w)
+        avg.update_parameters(model)
+        d = ema_decay_at(0.5, step)
+        expected = w if expected is None else d * expected + (1 - d) * w
+        assert avg.module.weight.item() == pytest.approx(expected)
+    assert ema_decay_at(0.9999, 0) == pytest.approx(0.1) and ema_decay_at(0.9999, 10**6) == 0.9999
