@@ -143,7 +143,8 @@ class EMA(EMAWeightAveraging):
 class Throughput(Callback):
     """Logs speed and memory every ``log_every_n_steps`` optimizer steps.
 
-    ``perf/step_time_s`` (wall time per training batch, data loading included),
+    ``perf/step_time_s`` (wall time per training batch, from the batch's arrival to the end of its
+    optimizer step: loading the next batch is not counted),
     ``perf/samples_per_s`` and ``perf/tokens_per_s`` (this rank), and ``perf/peak_mem_mb``
     (CUDA peak allocation, or the process's peak resident memory on CPU). Time spent outside
     training batches (validation, sampling) is not counted.

@@ -24,6 +24,7 @@ from torch import Tensor
 from medsora.batch_random import BatchRandom, step_seed
 from medsora.callbacks import all_finite
 from medsora.checkpointing import load_checkpoint
+from medsora.config import ConfigError
 from medsora.diffusion import DiffusionObjective, sample_generators, sample_latents
 from medsora.frozen import Frozen
 from medsora.schema import RunConfig
@@ -99,14 +100,15 @@ class DiffusionModule(L.LightningModule):
     def _check_config(self) -> None:
         cfg = self.cfg
         if cfg.train.joint_images < 0:
-            raise ValueError(f"train.joint_images = {cfg.train.joint_images}: must be >= 0")
+            raise ConfigError(f"train.joint_images = {cfg.train.joint_images}: must be >= 0")
         if cfg.train.joint_images and cfg.data.cache:
-            raise ValueError(
-                "train.joint_images > 0 draws single frames from the raw clips, but data.cache is set (the cache "
-                "holds clip latents only): unset data.cache or set train.joint_images=0"
+            raise ConfigError(
+                f"train.joint_images = {cfg.train.joint_images} draws single frames from the raw clips, but "
+                "data.cache is set and a cache holds clip latents only: add train.joint_images=0 to train from the "
+                "cache, or unset data.cache (and set vae.ckpt) for joint image-video training"
             )
         if not cfg.data.cache and not cfg.vae.ckpt:
-            raise ValueError(
+            raise ConfigError(
                 "the diffusion stage needs latents: set vae.ckpt=PATH (a VAEModule checkpoint, e.g. from "
                 "python -m medsora.fit experiment=vae_demo) or data.cache=DIR (from python -m medsora.encode)"
             )
@@ -118,6 +120,10 @@ class DiffusionModule(L.LightningModule):
         from medsora.vae import load_vae
 
         vae, factor = load_vae(cfg.vae.ckpt)
+        if vae.latent_channels != cfg.vae.latent_channels:
+            raise ConfigError(f"vae.ckpt={cfg.vae.ckpt} makes {vae.latent_channels}-channel latents but "
+                              f"vae.latent_channels = {cfg.vae.latent_channels}: set vae.latent_channels="
+                              f"{vae.latent_channels} (or use the vae config the VAE was trained with)")
         return Frozen(vae), float(factor)
 
     @staticmethod
@@ -194,13 +200,14 @@ class DiffusionModule(L.LightningModule):
         world = self.trainer.world_size if self._trainer is not None else 1
         return BatchRandom(step_seed(self.cfg.seed, *key), self.global_rank, world, self.device)
 
-    def _encode(self, video: Tensor, noise_shape_rng: BatchRandom, lead: tuple[int, ...]) -> Tensor:
-        """Scaled latent samples of ``video`` (N×3×F×H×W); the noise has leading axes ``lead``."""
+    def _encode(self, video: Tensor, rng: BatchRandom, lead: tuple[int, ...]) -> Tensor:
+        """Scaled latent samples of ``video`` (N×3×F×H×W); the noise is drawn with leading axes
+        ``lead`` (clips first, so every rank draws the rows one process would)."""
         vae = self._vae.on(self.device)
         with torch.no_grad():
             dist = vae.encode(video)
             mean, std = dist.mean.float(), dist.std.float()
-        noise = noise_shape_rng.randn((*lead, *mean.shape[1:])).reshape(mean.shape)
+        noise = rng.randn((*lead, *mean.shape[1:])).reshape(mean.shape)
         return (mean + std * noise) * self.scaling_factor
 
     def _latents(self, batch: dict, rng: BatchRandom) -> tuple[Tensor, Optional[Tensor]]:
@@ -398,8 +405,10 @@ class DiffusionModule(L.LightningModule):
         """
         ckpt = load_checkpoint(path, map_location)
         hp = ckpt.get("hyper_parameters") or {}
-        if "cfg" not in hp:
-            raise ValueError(f"{path}: not a DiffusionModule checkpoint (no hyper_parameters.cfg)")
+        if "cfg" not in hp or hp["cfg"].get("stage") != "diffusion":
+            stage = hp.get("cfg", {}).get("stage", "unknown")
+            raise ValueError(f"{path}: not a diffusion-stage checkpoint (stage: {stage}); sample from the "
+                             "checkpoints/last.ckpt of a diffusion run (e.g. experiment=diffusion_demo)")
         cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(hp["cfg"]),
                               OmegaConf.create(overrides or {}))
         OmegaConf.set_readonly(cfg, True)

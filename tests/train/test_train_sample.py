@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from medsora.lit_module import DiffusionModule
 from medsora.sample import main as sample_main
@@ -47,12 +48,16 @@ def test_sample_cli_writes_videos_sheet_and_record(tiny_diffusion_ckpt, tmp_path
         "sample_002.gif", "sample_002.mp4", "samples.json"]
     record = json.loads((tmp_path / "a" / "samples.json").read_text())
     assert record["labels"] == first["labels"] and len(set(record["labels"])) == 3  # one modality each
-    for name in ("sample_000.mp4", "sample_002.mp4"):
-        with av.open(str(tmp_path / "a" / name)) as x, av.open(str(tmp_path / "b" / name)) as y:
-            fx = np.stack([f.to_ndarray(format="rgb24") for f in x.decode(video=0)])
-            fy = np.stack([f.to_ndarray(format="rgb24") for f in y.decode(video=0)])
-        # same seed, same video (CPU thread scheduling may move a value by a rounding step)
-        assert fx.shape == (5, 32, 32, 3) and np.abs(fx.astype(int) - fy).max() <= 3
+    for name in ("sample_000.gif", "sample_001.gif", "sample_002.gif"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()  # same seed, same video
+    with av.open(str(tmp_path / "a" / "sample_002.mp4")) as x:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in x.decode(video=0)])
+    gif = Image.open(tmp_path / "a" / "sample_002.gif")
+    first = np.asarray(gif.convert("RGB"))
+    assert frames.shape == (5, 32, 32, 3) and getattr(gif, "n_frames", 1) == 5
+    # the mp4 shows the same video: the samples of a 2-step sampler are noise, which the lossy codec
+    # smooths, so compare colour means
+    assert np.abs(frames[0].reshape(-1, 3).mean(0) - first.reshape(-1, 3).mean(0)).max() < 8
 
 
 def test_unconditional_arguments_are_refused_with_a_fix(module):
