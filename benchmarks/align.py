@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from machine_info import describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,22 +39,6 @@ VARIANTS = (  # (label, alignment on, from cache)
     ("off, cached latents", False, True),
     ("cached targets", True, True),
 )
-
-
-def machine() -> str:
-    import torch
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, {gpu}; "
-            "shared, noisy machine")
 
 
 def vae_checkpoint(work: Path, overrides: list[str]) -> Path:
@@ -181,7 +166,7 @@ def main(argv=None) -> None:
         (f" --threads {args.threads}" if args.threads != 1 else "")
     section = (
         f"\n## OFRA cost: online teacher vs cached targets (benchmarks/align.py)\n\n`{command}`\n\n"
-        f"Machine: {machine()}\n\n"
+        f"Machine: {describe_machine()}\n\n"
         f"Experiment diffusion_demo ({cfg.data.num_frames} frames, {cfg.data.size} px, batch {batch_size}, "
         f"model {cfg.model.preset}, target {cfg.align.target}, {cfg.align.teacher.arch} "
         f"{cfg.align.teacher.iters} iterations, random weights), {args.threads} torch thread(s); real "

@@ -21,13 +21,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine_info import describe_machine
 
 PATTERNS = {
     "medsora": dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_ratio=0.0),
@@ -174,23 +175,6 @@ def crossover(med: dict, full: dict) -> str:
     return f"> {common[-1]} (no crossover in the measured range)"
 
 
-def machine(args) -> str:
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import torch
-
-    text = (f"{cpu}, {os.cpu_count()} cores, {args.threads} torch threads, torch {torch.__version__}, "
-            f"Python {platform.python_version()}, load average at start {os.getloadavg()[0]:.1f}; "
-            "shared, noisy machine")
-    if args.device == "cuda":
-        text += f"; GPU {torch.cuda.get_device_name()}"
-    return text
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny grids, depth 2, one repeat, nothing written")
@@ -221,7 +205,7 @@ def main(argv=None) -> None:
         args.depth, args.repeats, args.no_write = 2, 1, True
         args.fit_from = min(args.fit_from, 100)
     grids = (args.grids or (QUICK_GRIDS if args.quick else GRIDS)).split(",")
-    host = machine(args)
+    host = describe_machine(args.threads, args.device)
 
     max_mib = args.max_mem_gib * 1024 if args.max_mem_gib else 0.5 * _available_mib()
     results, stopped = {p: {} for p in PATTERNS}, {}

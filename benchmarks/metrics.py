@@ -24,14 +24,14 @@ of update + compute over the set, model loading excluded.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from machine_info import describe_machine
 from unittest import mock
 
 import torch
@@ -112,18 +112,6 @@ def write_random_weights(folder: Path) -> None:
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), folder / "alexnet-owt-7be5be79.pth")
 
 
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"shared, noisy machine (1-min load average {load:.1f} when the run ended)")
-
-
 def run(args) -> list[tuple[str, str, str, str]]:
     from medsora.metrics.base import PairedMetric, PerVideoMetric
     from medsora.metrics.registry import METRICS, EvalOptions, build_metric
@@ -189,7 +177,7 @@ def main(argv=None) -> int:
     if not args.quick:
         command = "python benchmarks/metrics.py " + " ".join(argv if argv is not None else sys.argv[1:])
         section = (f"\n## Evaluation metrics: throughput on CPU\n\n`{command.strip()}`\n\n"
-                   f"Machine: {_machine()}.\n\n{args.videos} generated (and {args.videos} real) videos of "
+                   f"Machine: {describe_machine()}.\n\n{args.videos} generated (and {args.videos} real) videos of "
                    f"{args.frames}×{args.size}×{args.size}, real architectures with random weights at their real "
                    f"input sizes, median of {args.repeats} runs, model loading excluded.\n\n{text}\n")
         results = Path(args.results)

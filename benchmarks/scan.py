@@ -31,12 +31,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine_info import describe_machine
 
 B_, H_, P_, G_, Q0 = 2, 8, 64, 1, 64  # batch, heads, headdim, groups, nominal chunk
 S6_D, S6_N = 512, 16
@@ -284,14 +285,6 @@ def _ref_backward_fits(kind, L, n, mem_gb):
     return L * per_step <= mem_gb * 2 ** 30
 
 
-def _machine(threads):
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    import torch
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} intra-op thread(s), "
-            f"load average {os.getloadavg()[0]:.1f} at start; shared, noisy machine")
-
-
 def _fmt(v, spec=".0f"):
     return "—" if v is None else format(v, spec)
 
@@ -318,7 +311,7 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 7)
     chunks = [int(c) for c in args.chunks.split(",")]
     base = dict(threads=args.threads, repeats=repeats, budget=60.0)
-    machine = _machine(args.threads)
+    machine = describe_machine(args.threads)
     t_start = time.time()
 
     rows, scaling = [], []

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine_info import describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,22 +104,6 @@ def run(config: dict, repeats: int, steps: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    import torch
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.python_version()}, {gpu}; "
-            "shared, noisy machine")
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| preset | device | clip | OFRA | params (M) | tokens | step (s) | steps/s | peak memory (MB) | base RSS (MB) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -157,7 +142,7 @@ def main(argv=None) -> None:
     rows = [run(c, repeats, steps) for c in configs]
     command = "python benchmarks/train_step.py" + (" --quick" if args.quick else "") + (" --gpu" if args.gpu else "")
     note = "" if torch.cuda.is_available() else "\nNo GPU on this machine: the bf16 128×128×17 GPU rows were not measured.\n"
-    section = (f"\n## Diffusion training step (benchmarks/train_step.py)\n\n`{command}`\n\nMachine: {machine()}\n\n"
+    section = (f"\n## Diffusion training step (benchmarks/train_step.py)\n\n`{command}`\n\nMachine: {describe_machine()}\n\n"
                f"Batch 1, cached latents (no VAE/RAFT in the step), AdamW + clipping; median of {repeats} "
                f"repeats × {steps} steps.\n\n{table(rows)}\n{note}")
     print(section)

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -31,26 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_info import describe_machine
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 # (chunk_frames, tile_size): chunks of 1 latent frame = 4 input frames, of 4 = 16 input frames
 SPEED_MODES = {"full": (0, 0), "chunks of 1": (1, 0), "chunks of 4": (4, 0), "chunks of 4 + tiles": (4, 128)}
 VARIANTS = {"off": ["vae.freq_comp=false"], "haar": ["vae.freq_kind=haar"], "fft": ["vae.freq_kind=fft"]}
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
-            f"shared, noisy machine (load average {load:.1f} at the start)")
 
 
 def _tiny_cfg(extra: list[str] = ()):
@@ -277,7 +264,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    header = machine()
+    header = describe_machine()
     print(f"machine: {header}", flush=True)
     speed, exact, quality = [], float("nan"), []
     if not args.skip_speed:

@@ -1,0 +1,28 @@
+"""The machine line every benchmark writes beside its figures in RESULTS.md."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Optional
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def describe_machine(threads: Optional[int] = None, device: str = "cpu") -> str:
+    """CPU, cores, torch threads and version, Python, GPU (when ``device`` is cuda) and the load average."""
+    import torch
+
+    threads = torch.get_num_threads() if threads is None else threads
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else "no GPU used"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}, "
+            f"Python {platform.python_version()}, {gpu}; load average {load:.1f} at the time; shared, noisy machine")
