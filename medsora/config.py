@@ -76,6 +76,14 @@ def _flatten(tree: Any, prefix: str = "") -> Iterable[str]:
         yield prefix
 
 
+def _get(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
 class _Composer:
     """Merges sources into the structured schema, remembering where each key came from."""
 
@@ -96,6 +104,8 @@ class _Composer:
             raise ConfigError(f"{source}: invalid key '{key}': {msg}") from None
         for key in _flatten(tree):
             self.origin[key] = source
+            if _get(tree, key) == "???":  # OmegaConf's merge keeps the old value under '???'
+                OmegaConf.update(self.cfg, key, "???", merge=False)
 
     def component(self, group: str, name: str, origin: str) -> None:
         path = _group_file(self.root, group, name, origin)

@@ -6,7 +6,9 @@
 One pass over the train and val splits: each clip (the deterministic central clip of every
 video, centre crop, as in validation) goes through the frozen VAE encoder (posterior mean
 and std, unscaled) and the frozen flow teacher (``align.*`` targets on the token grid);
-results are written as shards (see :mod:`medsora.data.cache`). Shards are distributed
+with ``cond.text`` its caption (the ``cond.template`` where empty) goes through the frozen
+T5 of ``cond.text_encoder`` (features of the real tokens, ``--text-dtype``), so that
+training never loads T5; results are written as shards (see :mod:`medsora.data.cache`). Shards are distributed
 round-robin over ranks (``--rank/--world-size``, or torchrun's ``RANK``/``WORLD_SIZE``); a
 finished shard is never recomputed, so re-running the same command resumes. A cache folder
 made with other settings is refused with the list of differences.
@@ -71,6 +73,8 @@ def plan_manifest(root: Path, manifest: dict, rank: int) -> None:
         found = read_manifest(root)
         diffs = fingerprint_differences(found.get("fingerprint", {}), manifest["fingerprint"])
         diffs += fingerprint_differences({"splits": found.get("splits", {})}, {"splits": manifest["splits"]})
+        if found.get("text") != manifest["text"]:
+            diffs.append(f"text: cache has caption features {found.get('text')!r}, this run makes {manifest['text']!r}")
         if diffs:
             raise ConfigError(
                 f"data.cache={root} already holds a cache made with other settings:\n  - " + "\n  - ".join(diffs)
@@ -91,10 +95,25 @@ def encode_batch(vae, teacher: FlowTeacher, video: torch.Tensor, grid: tuple[int
     return {"latent_mean": mean, "latent_std": std, "flow": teacher.targets(video, grid)}
 
 
+def encode_captions(text_encoder, cond_cfg, captions: Sequence[str], modalities: Sequence[str],
+                    device: torch.device | str, dtype: torch.dtype) -> list[torch.Tensor]:
+    """T5 features (real tokens only, ``L_i×D`` on the CPU) of a batch's captions, as training would make them.
+
+    Captions follow the training policy (:func:`medsora.cond.captions.prepare_captions`
+    without ``use_template``): an empty caption becomes ``cond.template``; over-long ones are
+    truncated to ``cond.max_tokens`` with a warning.
+    """
+    from medsora.cond.captions import prepare_captions
+
+    texts = prepare_captions(list(captions), list(modalities), len(captions), str(cond_cfg.template))
+    return text_encoder.encode(texts, device=device).unpack(dtype)
+
+
 def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha256: str, *,
                  splits: Sequence[str] = ("train", "val"), shard_size: int = 64, batch_size: Optional[int] = None,
                  device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
-                 dtype: str = "float32", progress: bool = True, datasets: Optional[dict] = None) -> dict:
+                 dtype: str = "float32", progress: bool = True, datasets: Optional[dict] = None,
+                 text_encoder=None, text_dtype: str = "bfloat16") -> dict:
     """Write this rank's shards of the cache at ``cfg.data.cache``.
 
     Args:
@@ -106,14 +125,18 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
         splits, shard_size, batch_size: what to encode and how it is cut (batch default ``data.batch_size``).
         device, rank, world_size: where this process runs and which shards it owns (``i % world_size``).
         dtype: storage dtype of the tensors.
+        text_encoder: a :class:`medsora.cond.T5TextEncoder` to precompute caption features
+            with (``None``: no features; training then encodes captions online).
+        text_dtype: storage dtype of the caption features (bfloat16: T5's range, half the bytes).
         datasets: ``{split: dataset}`` to encode (default :func:`clip_datasets`).
     Returns:
         ``{"written": shards, "skipped": shards, "clips": encoded clips, "seconds": wall time}``.
     """
     if not cfg.data.cache:
         raise ConfigError("data.cache is not set: give the output folder, e.g. data.cache=/data/cache/demo64")
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    for flag, value in (("--dtype", dtype), ("--text-dtype", text_dtype)):
+        if value not in DTYPES:
+            raise ConfigError(f"{flag} {value!r} is not one of {sorted(DTYPES)}")
     root = Path(str(cfg.data.cache)).expanduser()
     datasets = datasets if datasets is not None else clip_datasets(cfg.data, splits)
     grid = token_grid(int(cfg.data.num_frames), int(cfg.data.size), int(cfg.data.size), int(cfg.model.patch))
@@ -124,7 +147,14 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
         "token_grid": list(grid),
         "flow_dim": teacher.dim,
         "dtype": dtype,
+        "text": None,
     }
+    if text_encoder is not None:
+        from medsora.cond.text_encoder import text_encoder_identity
+        from medsora.data.cache import text_settings
+
+        identity = text_encoder_identity(str(text_encoder.folder))
+        manifest["text"] = {**text_settings(cfg.cond, identity), "dim": text_encoder.dim, "dtype": text_dtype}
     plan_manifest(root, manifest, rank)
     vae.eval().requires_grad_(False)
     vae.to(device)
@@ -140,14 +170,18 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
     for split, index, (start, stop) in todo:
         loader = DataLoader(Subset(datasets[split], range(start, stop)), batch_size=batch, shuffle=False,
                             num_workers=int(cfg.data.num_workers))
-        parts, records = [], []
+        parts, records, text = [], [], []
         for item in loader:
             out = encode_batch(vae, teacher, item["video"].to(device), grid)
             parts.append({k: v.to("cpu", DTYPES[dtype]) for k, v in out.items()})
             records += [{"caption": c, "modality": m, "path": p}
                         for c, m, p in zip(item["caption"], item["modality"], item["path"])]
+            if text_encoder is not None:
+                text += encode_captions(text_encoder, cfg.cond, item["caption"], item["modality"], device,
+                                        DTYPES[text_dtype])
             bar.update(len(item["path"]))
-        write_shard(shard_path(root, split, index), {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, records)
+        write_shard(shard_path(root, split, index), {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, records,
+                    text=text if text_encoder is not None else None)
         stats["written"] += 1
         stats["clips"] += stop - start
     bar.close()
@@ -186,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="clips per forward pass (default data.batch_size)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="storage dtype (default float32)")
+    parser.add_argument("--text-dtype", default="bfloat16", choices=sorted(DTYPES),
+                        help="storage dtype of T5 caption features (default bfloat16)")
+    parser.add_argument("--no-text", action="store_true",
+                        help="with cond.text, do not precompute caption features (training then runs T5)")
     parser.add_argument("--rank", type=int, default=None, help="this process's rank (default $RANK or 0)")
     parser.add_argument("--world-size", type=int, default=None, help="number of processes (default $WORLD_SIZE or 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -209,10 +247,20 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     device = _device(args.device, local)
     vae, scaling_factor = load_vae(str(ckpt))
     teacher = FlowTeacher.from_config(cfg.align)
+    text_encoder = None
+    if cfg.cond.text and not args.no_text:
+        from medsora.cond.text_encoder import T5TextEncoder
+
+        if not cfg.cond.text_encoder:
+            raise ConfigError("cond.text is true but cond.text_encoder is not set: give the local T5 folder "
+                              "(cond.text_encoder=PATH), or pass --no-text to leave caption features out")
+
+        text_encoder = T5TextEncoder.from_config(cfg.cond)
     stats = encode_cache(
         cfg, vae, scaling_factor, teacher, file_sha256(ckpt),
         splits=[s for s in args.splits.split(",") if s], shard_size=args.shard_size, batch_size=args.batch_size,
         device=device, rank=rank, world_size=world, dtype=args.dtype, progress=not args.no_progress,
+        text_encoder=text_encoder, text_dtype=args.text_dtype,
     )
     rate = stats["clips"] / stats["seconds"] if stats["seconds"] > 0 else float("nan")
     log.info("rank %d/%d: %d shards written, %d already done, %d clips in %.1f s (%.2f clips/s) -> %s",
@@ -223,6 +271,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 if __name__ == "__main__":
     try:
         main()
-    except (ConfigError, TeacherWeightsError) as err:
+    except (ConfigError, TeacherWeightsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

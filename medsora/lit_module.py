@@ -235,7 +235,13 @@ class DiffusionModule(L.LightningModule):
             return None
         drop = rng.rand((n,)) < self.cfg.cond.dropout if train else torch.zeros(n, dtype=torch.bool,
                                                                                 device=self.device)
-        return self.cond_encoder(captions=batch.get("caption"), modalities=batch.get("modality"), drop=drop)
+        text = None
+        if "text_hidden" in batch and self.cond_encoder.text_encoder is not None and not self.cond_encoder.use_template:
+            from medsora.cond.text_encoder import TextFeatures
+
+            text = TextFeatures(batch["text_hidden"], batch["text_mask"])  # precomputed by medsora.encode
+        return self.cond_encoder(captions=batch.get("caption"), modalities=batch.get("modality"), drop=drop,
+                                 text=text)
 
     def _denoise(self, x0: Tensor, t: Tensor, eps: Tensor, cond, flow: Optional[Tensor]) -> dict[str, Tensor]:
         xt = self.objective.scheduler.add_noise(x0, eps, t)

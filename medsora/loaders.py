@@ -1,12 +1,16 @@
 """Train/val loaders of a run: the data helper's data sets with resumable, rank-aware sampling."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.utils.data import DataLoader
 
 from medsora.data_order import ResumableSampler, SeededItems
 
 __all__ = ["build_loaders"]
+
+log = logging.getLogger("medsora.data")
 
 
 def build_loaders(cfg, datamodule=None):
@@ -35,6 +39,10 @@ def build_loaders(cfg, datamodule=None):
     workers = int(cfg.data.num_workers)
     common = dict(batch_size=batch, num_workers=workers, persistent_workers=workers > 0,
                   pin_memory=torch.cuda.is_available())
+    if cfg.data.cache:
+        from medsora.data.cache import collate_items
+
+        common["collate_fn"] = collate_items  # pads cached caption features
     train = DataLoader(SeededItems(dm.train_set, cfg.seed), sampler=ResumableSampler(len(dm.train_set), cfg.seed),
                        drop_last=True, **common)
     val = None
@@ -66,9 +74,18 @@ def _check_cache(cfg) -> None:
     expected = run_fingerprint(cfg)
     if not cfg.align.enabled:
         expected.pop("align", None)  # the flow targets are not used
-    diffs = fingerprint_differences(read_manifest(cfg.data.cache).get("fingerprint", {}), expected)
+    manifest = read_manifest(cfg.data.cache)
+    diffs = fingerprint_differences(manifest.get("fingerprint", {}), expected)
     if diffs:
         raise StaleCacheError(
             f"data.cache={cfg.data.cache} was not made for this run:\n  - " + "\n  - ".join(diffs)
             + "\nEncode a cache for it (python -m medsora.encode ... data.cache=NEW_DIR) or fix the settings."
         )
+    if cfg.cond.text and not cfg.cond.use_template:
+        from medsora.cond.text_encoder import text_encoder_identity
+        from medsora.data.cache import check_text_features
+
+        if check_text_features(manifest, cfg.cond, text_encoder_identity(cfg.cond.text_encoder)):
+            log.info("cond: caption features come from the encode cache (T5 is not run in training)")
+        else:
+            log.info("cond: the encode cache has no caption features; T5 encodes the captions online")

@@ -21,6 +21,7 @@ _EXPORTS = {
     "CaptionTruncatedWarning": "text_encoder",
     "T5TextEncoder": "text_encoder",
     "TextFeatures": "text_encoder",
+    "text_encoder_identity": "text_encoder",
     "save_tiny_t5": "tiny_t5",
 }
 __all__ = sorted(_EXPORTS)

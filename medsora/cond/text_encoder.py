@@ -1,15 +1,10 @@
 """Frozen T5 text encoder loaded from a local folder, and its (cacheable) features.
 
-Precomputing caption features into the encode cache (for the cache writer)::
-
-    enc = T5TextEncoder.from_config(cfg.cond)
-    texts = prepare_captions(batch["caption"], batch["modality"], len(batch["caption"]),
-                             cfg.cond.template)        # empty caption -> template
-    feats = enc.encode(texts, device="cpu")             # TextFeatures, float32
-    for item, hidden in zip(items, feats.unpack(torch.float16)):
-        item["text_hidden"] = hidden                    # L_i×D, valid tokens only
-    # collate:  TextFeatures.pack([item["text_hidden"] for item in items])
-    # training: condition_encoder(modalities=batch["modality"], text=packed_features)
+Caption features are precomputed into the encode cache by ``python -m medsora.encode``
+(:func:`medsora.encode.encode_captions`: the training caption policy, then
+:meth:`TextFeatures.unpack` per item); the cache's collate pads them back
+(:func:`medsora.data.cache.collate_items`) and training passes
+``TextFeatures(batch["text_hidden"], batch["text_mask"])`` to the condition encoder.
 
 Stage-1 (template) runs encode the templates online instead; with precomputed
 features the T5 weights are never loaded (the model is loaded on first use).
@@ -65,6 +60,37 @@ class TextFeatures:
         lengths = torch.tensor([h.shape[0] for h in items])
         mask = torch.arange(hidden.shape[1])[None, :] < lengths[:, None]
         return TextFeatures(hidden, mask)
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+HEAD_BYTES = 1 << 20
+
+
+def text_encoder_identity(path: Optional[str]) -> Optional[str]:
+    """A short fingerprint of a T5 folder, or ``None`` when the folder is not on this machine.
+
+    Hashes ``config.json``, the tokenizer files, and each weight file's name, size and
+    first MiB (the safetensors header and the first tensors): any other checkpoint changes
+    it, and a 20 GB T5-XXL is fingerprinted in milliseconds. The folder's path is not part
+    of it, so a cache made on one machine is recognised on another.
+    """
+    import hashlib
+
+    if not path:
+        return None
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        file = folder / name
+        weights = any(file.match(pattern) for pattern in WEIGHT_PATTERNS)
+        if not (weights or name == "config.json" or name.startswith(("tokenizer", "spiece", "special_tokens"))):
+            continue
+        digest.update(f"{name}:{file.stat().st_size}:".encode())
+        with file.open("rb") as fh:
+            digest.update(fh.read(HEAD_BYTES) if weights else fh.read())
+    return digest.hexdigest()[:16]
 
 
 def _folder(path: Optional[str]) -> Path:

@@ -4,7 +4,12 @@ Layout under ``data.cache``::
 
     manifest.json                      what made the cache (fingerprint), splits, shard plan
     <split>/shard-00000.safetensors    latent_mean, latent_std  N×C×T×h×w;  flow  N×T×h×w×D
+                                       optional T5 caption features: text_hidden ΣL_i×D (the
+                                       real tokens of every item, concatenated), text_offsets N+1
                                        metadata "records": JSON [{caption, modality, path}, ...]
+
+The manifest's ``"text"`` entry (``None`` without features) says which T5, token limit and
+template made the caption features; :func:`check_text_features` compares it with a run.
 
 Shards are written atomically (temporary file + rename), so a shard that exists is complete;
 an interrupted encode resumes by skipping them. Latents are stored *unscaled* (the raw
@@ -26,11 +31,13 @@ import torch
 from omegaconf import OmegaConf
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import Dataset
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import Dataset, default_collate
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 TENSOR_KEYS = ("latent_mean", "latent_std", "flow")
+TEXT_KEYS = ("text_hidden", "text_offsets")
 RECORD_KEYS = ("caption", "modality", "path")
 
 # data.* keys that change which pixels reach the VAE and the teacher.
@@ -142,8 +149,15 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> None:
     _atomic_write_text(root / MANIFEST, json.dumps({"version": CACHE_VERSION, **manifest}, indent=2, sort_keys=True))
 
 
-def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict]) -> None:
-    """Write one shard atomically: ``tensors`` share a leading item axis, ``records`` one dict per item."""
+def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict],
+                text: Optional[list[torch.Tensor]] = None) -> None:
+    """Write one shard atomically.
+
+    Args:
+        tensors: :data:`TENSOR_KEYS`, sharing a leading item axis.
+        records: one ``{caption, modality, path}`` per item.
+        text: optional T5 features per item, ``L_i×D`` (``L_i`` may be 0: no text).
+    """
     n = len(records)
     for key in TENSOR_KEYS:
         if key not in tensors or tensors[key].shape[0] != n:
@@ -151,6 +165,12 @@ def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     payload = {k: tensors[k].detach().contiguous().cpu() for k in TENSOR_KEYS}
+    if text is not None:
+        if len(text) != n or len({t.shape[-1] for t in text}) != 1 or any(t.dim() != 2 for t in text):
+            raise ValueError(f"shard {path}: text must be {n} tensors L_i×D of one width D")
+        lengths = torch.tensor([0] + [t.shape[0] for t in text], dtype=torch.int64)
+        payload["text_hidden"] = torch.cat([t.detach().cpu() for t in text]).contiguous()
+        payload["text_offsets"] = lengths.cumsum(0)
     meta = [{k: str(r[k]) for k in RECORD_KEYS} for r in records]
     save_file(payload, str(tmp), metadata={"records": json.dumps(meta)})
     os.replace(tmp, path)
@@ -175,7 +195,9 @@ class CacheDataset(Dataset):
             given are checked. ``None`` checks nothing.
     Items:
         ``{"latent_mean": C×T×h×w, "latent_std": C×T×h×w, "flow": T×h×w×D`` (float32, whatever
-        the stored dtype), ``"caption": str, "modality": str, "path": str}``.
+        the stored dtype), ``"caption": str, "modality": str, "path": str}``, and
+        ``"text_hidden": L×D`` when the cache has caption features (:attr:`has_text`;
+        batch them with :func:`collate_items`).
     Raises:
         StaleCacheError: the manifest disagrees with ``expect`` (every difference is listed).
         IncompleteCacheError: shards of the split are missing.
@@ -205,6 +227,7 @@ class CacheDataset(Dataset):
             )
         self.starts = [start for start, _ in plan]
         self.num_items = splits[split]["num_items"]
+        self.has_text = bool(self.manifest.get("text"))
         self._records: dict[int, list[dict]] = {}
 
     @property
@@ -231,5 +254,54 @@ class CacheDataset(Dataset):
             if shard not in self._records:
                 self._records[shard] = json.loads(fh.metadata()["records"])
             item: dict[str, Any] = {key: fh.get_slice(key)[row].float() for key in TENSOR_KEYS}
+            if self.has_text:
+                start, stop = fh.get_slice("text_offsets")[row:row + 2].tolist()
+                item["text_hidden"] = fh.get_slice("text_hidden")[start:stop].float()
         item.update(self._records[shard][row])
         return item
+
+
+def collate_items(items: list[dict]) -> dict:
+    """``default_collate``, except that per-item caption features ``L_i×D`` are right-padded.
+
+    Gives ``text_hidden: B×S×D`` (zero at padding) and ``text_mask: B×S`` (True for a real
+    token), the layout of :class:`medsora.cond.text_encoder.TextFeatures`.
+    """
+    if not items or "text_hidden" not in items[0]:
+        return default_collate(items)
+    text = [item["text_hidden"] for item in items]
+    batch = default_collate([{k: v for k, v in item.items() if k != "text_hidden"} for item in items])
+    batch["text_hidden"] = pad_sequence(text, batch_first=True)
+    lengths = torch.tensor([t.shape[0] for t in text])
+    batch["text_mask"] = torch.arange(batch["text_hidden"].shape[1])[None, :] < lengths[:, None]
+    return batch
+
+
+def text_settings(cond_cfg, identity: Optional[str]) -> dict:
+    """What makes cached caption features valid for a run: the T5, the token limit and the template."""
+    return {"text_encoder": identity, "max_tokens": int(cond_cfg.max_tokens), "template": str(cond_cfg.template)}
+
+
+def check_text_features(manifest: dict, cond_cfg, identity: Optional[str]) -> bool:
+    """Whether a run uses the cache's caption features instead of running T5 on its captions.
+
+    A run uses them when it conditions on full captions (``cond.text`` without
+    ``cond.use_template``) and the cache has them. ``identity`` is the run's T5
+    (:func:`medsora.cond.text_encoder.text_encoder_identity`; ``None`` = not checkable here).
+
+    Raises:
+        StaleCacheError: the features were made with another T5, token limit or template.
+    """
+    cached = manifest.get("text")
+    if not (cond_cfg.text and not cond_cfg.use_template and cached):
+        return False
+    expected = text_settings(cond_cfg, identity)
+    if identity is None or cached.get("text_encoder") is None:
+        expected.pop("text_encoder")
+    diffs = fingerprint_differences(cached, expected, "text")
+    if diffs:
+        raise StaleCacheError(
+            "the encode cache's caption features were not made for this run:\n  - " + "\n  - ".join(diffs)
+            + "\nRe-encode (python -m medsora.encode ... data.cache=NEW_DIR) or match cond.* to the cache."
+        )
+    return True

@@ -25,6 +25,12 @@ __all__ = ["VideoDataModule", "resolve_root", "hash_split", "split_entries"]
 log = logging.getLogger(__name__)
 
 
+def _cache_collate():
+    from medsora.data.cache import collate_items  # lazy, like CacheDataset
+
+    return collate_items
+
+
 def resolve_root(data_cfg) -> Path:
     """``data.root`` as a folder; ``demo`` generates (once) and returns the embedded demo set."""
     if str(data_cfg.root) == "demo":
@@ -139,6 +145,7 @@ class VideoDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             # Seeds the shuffling and, through it, each worker's torch RNG (base seed + worker id).
             generator=torch.Generator().manual_seed(int(seed) % 2**63),
+            collate_fn=_cache_collate() if self.cfg.cache else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -9,14 +9,21 @@ from typing import Any, Iterable
 
 # Scalar tags written by the training modules (medsora/lit_module.py, medsora/callbacks.py).
 # Each column takes the first tag of its list that the log has.
+# ``loss`` includes the alignment term where OFRA is on; ``denoise`` is the diffusion loss alone,
+# the figure to compare variants that differ in OFRA.
 TAGS: dict[str, tuple[str, ...]] = {
     "train_loss": ("train/loss", "train/loss_epoch", "train/loss_step"),
     "val_loss": ("val/loss", "val/loss_epoch"),
+    "train_denoise": ("train/denoise",),
+    "val_denoise": ("val/denoise",),
     "step_time_s": ("perf/step_time_s",),
     "peak_mem_mb": ("perf/peak_mem_mb",),
 }
-CURVE_TAGS = ("train/loss", "train/loss_step")
-COLUMNS = ("variant", "status", "params_m", "train_loss", "val_loss", "step_time_s", "peak_mem_mb")
+CURVE_TAGS = ("train/denoise", "train/loss", "train/loss_step")
+COLUMNS = ("variant", "status", "params_m", "train_loss", "val_loss", "train_denoise", "val_denoise",
+           "step_time_s", "peak_mem_mb")
+# Training losses are single noisy steps: the final value is the mean of the last 10 % of the logged points.
+TAIL_FRACTION = 0.1
 
 
 def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -43,22 +50,28 @@ def _final(series: dict[str, list[tuple[int, float]]], tags: Iterable[str], redu
                 return values[len(values) // 2]
             if reduce == "max":
                 return max(values)
+            if reduce == "tail":
+                tail = values[-max(1, int(len(values) * TAIL_FRACTION)):]
+                return sum(tail) / len(tail)
             return values[-1]
     return None
 
 
 def summarize_run(log_dir: Path) -> dict[str, Any]:
-    """Final train/val loss, median step time and peak memory of one run's log."""
+    """Final train loss (tail mean), last val loss, median step time and peak memory of one run's log."""
     series = read_scalars(log_dir)
     return {
-        "train_loss": _final(series, TAGS["train_loss"]),
+        "train_loss": _final(series, TAGS["train_loss"], "tail"),
         "val_loss": _final(series, TAGS["val_loss"]),
+        "train_denoise": _final(series, TAGS["train_denoise"], "tail"),
+        "val_denoise": _final(series, TAGS["val_denoise"]),
         "step_time_s": _final(series, TAGS["step_time_s"], "median"),
         "peak_mem_mb": _final(series, TAGS["peak_mem_mb"], "max"),
     }
 
 
 def loss_curve(log_dir: Path) -> list[tuple[int, float]]:
+    """The training curve of a run: the denoising loss where logged, else the total loss."""
     series = read_scalars(log_dir)
     for tag in CURVE_TAGS:
         if series.get(tag):
@@ -103,7 +116,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: s
             steps, values = zip(*points)
             ax.plot(steps, values, label=name, linewidth=1.2)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("training loss (train/denoise where logged)")
     ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(alpha=0.3)

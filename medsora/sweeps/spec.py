@@ -134,6 +134,7 @@ def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
     for variant in spec.variants:
         try:
             configs[variant.name] = compose(spec.base, list(variant.overrides) + list(extra or []))
+            check_model(configs[variant.name])
             if spec.prepare_vae:
                 cfg = compose(spec.prepare_vae, [*vae_only(variant.overrides), *(extra or [])])
                 if cfg.stage != "vae":
@@ -141,6 +142,35 @@ def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
         except ConfigError as err:
             raise ConfigError(f"sweep '{spec.name}', variant '{variant.name}': {err}") from None
     return configs
+
+
+def check_model(cfg) -> None:
+    """Build a diffusion variant's backbone on the meta device (no memory, no weights).
+
+    What composing cannot see fails here, before any variant runs: an ``align.tap`` that is not
+    in ``model.blocks``, heads that do not divide the width, an unknown block name, ...
+
+    Raises:
+        ConfigError: the backbone refuses the settings (its message names them).
+    """
+    if cfg.stage != "diffusion":
+        return
+    import torch
+
+    from medsora.backbone import MedSoraDiT
+
+    align_dim = None
+    if cfg.align.enabled:
+        from medsora.flow import target_dim
+
+        align_dim = target_dim(cfg.align)
+    try:
+        with torch.device("meta"):
+            MedSoraDiT.from_config(cfg.model, in_channels=cfg.vae.latent_channels, align_dim=align_dim,
+                                   align_depth=cfg.align.depth, align_tap=cfg.align.tap,
+                                   align_hidden=cfg.align.projector_dim)
+    except (ValueError, KeyError) as err:
+        raise ConfigError(f"the backbone cannot be built: {err}") from None
 
 
 def vae_only(overrides: list[str]) -> list[str]:

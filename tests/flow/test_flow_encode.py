@@ -103,3 +103,27 @@ def test_command_line_encodes_then_resumes(tmp_path):
     cache = CacheDataset(cfg.data.cache, "train", expect=run_fingerprint(cfg))  # hashes vae.ckpt itself
     assert cache.fingerprint["vae"]["ckpt_sha256"] == file_sha256(tmp_path / "vae.ckpt")
     assert cache.scaling_factor == 0.25 and len(cache) == 4 and cache[3]["flow"].shape == (2, 2, 2, 178)
+
+
+def test_caption_features_are_encoded_with_the_clips(parts, tmp_path):
+    """cond.text: each clip's caption (template where empty) goes through T5 once, at encode time."""
+    from medsora.cond import T5TextEncoder, save_tiny_t5, text_encoder_identity
+    from medsora.encode import encode_captions
+
+    _, vae, teacher, datasets = parts
+    t5_dir = save_tiny_t5(tmp_path / "t5")
+    cfg = _cfg(tmp_path / "cache", "cond=text", f"cond.text_encoder={t5_dir}", "cond.max_tokens=12")
+    t5 = T5TextEncoder.from_config(cfg.cond)
+    run = dict(shard_size=2, progress=False, datasets=datasets)
+    encode_cache(cfg, vae, 0.5, teacher, "sha-vae", text_encoder=t5, text_dtype="float32", **run)
+    cache = CacheDataset(cfg.data.cache, "train")
+    assert cache.manifest["text"] == {"text_encoder": text_encoder_identity(t5_dir), "max_tokens": 12,
+                                      "template": cfg.cond.template, "dim": t5.dim, "dtype": "float32"}
+    for i in range(len(cache)):
+        item = cache[i]
+        want, = encode_captions(t5, cfg.cond, [item["caption"]], [item["modality"]], "cpu", torch.float32)
+        assert item["text_hidden"].shape == want.shape and want.shape[0] > 0
+        torch.testing.assert_close(item["text_hidden"], want, atol=1e-5, rtol=1e-5)
+    # the same folder without caption features is another cache: refused, not silently mixed
+    with pytest.raises(ConfigError, match="text: cache has caption features"):
+        encode_cache(cfg, vae, 0.5, teacher, "sha-vae", **run)

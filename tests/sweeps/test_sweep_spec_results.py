@@ -57,6 +57,23 @@ variants:
     assert "variant 'typo'" in str(err.value) and "model.dept" in str(err.value)
 
 
+def test_a_variant_whose_backbone_cannot_be_built_fails_before_anything_runs(tmp_path):
+    """Composing accepts align.tap=spatial_mamba with a full-attention pattern; building the model on meta does not."""
+    spec = load_sweep(_write(tmp_path, """
+base: base
+overrides: [stage=diffusion, model.depth=1, model.hidden=32, model.heads=2, model.headdim=8, model.d_state=8,
+            align.enabled=true, align.target=flow]
+variants:
+  mamba: []
+  attn: ["model.blocks=[full_attn]"]
+  attn_tapped: ["model.blocks=[full_attn]", align.tap=full_attn]
+"""))
+    with pytest.raises(ConfigError, match="variant 'attn': the backbone cannot be built: align.tap='spatial_mamba'"):
+        validate(spec)
+    spec.variants.pop(1)
+    assert list(validate(spec)) == ["mamba", "attn_tapped"]
+
+
 @pytest.mark.parametrize("text, match", [
     ("variants: {a: []}", "'base' must name an experiment"),
     ("base: base\ndescription: nothing", "no variants"),
@@ -80,11 +97,26 @@ def test_summary_from_known_logs(tmp_path):
     writer.add_scalar("val/loss", 0.7, 3)
     writer.close()
     summary = results.summarize_run(tmp_path / "v")
-    assert summary["train_loss"] == pytest.approx(0.125)
+    assert summary["train_loss"] == pytest.approx(0.125)  # 10 % of 4 points: the last one
+    assert summary["train_denoise"] is None  # not logged: the column stays empty
     assert summary["val_loss"] == pytest.approx(0.7)
     assert summary["step_time_s"] == pytest.approx(0.3)  # median of 0.1, 0.2, 0.3, 0.9 (upper)
     assert summary["peak_mem_mb"] == pytest.approx(103.0)
     assert [v for _, v in results.loss_curve(tmp_path / "v")] == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_final_training_loss_is_a_tail_mean_and_curves_prefer_denoise(tmp_path):
+    writer = SummaryWriter(str(tmp_path / "v" / "tb"))
+    for step in range(40):
+        writer.add_scalar("train/loss", 1.0 + (step % 2), step)  # noisy total: 1, 2, 1, 2, ...
+        writer.add_scalar("train/denoise", 100.0 - step, step)
+    writer.add_scalar("val/denoise", 0.3, 39)
+    writer.close()
+    summary = results.summarize_run(tmp_path / "v")
+    assert summary["train_loss"] == pytest.approx(1.5)  # mean of the last 4 of 40 points
+    assert summary["train_denoise"] == pytest.approx((64 + 63 + 62 + 61) / 4)
+    assert summary["val_denoise"] == pytest.approx(0.3)
+    assert results.loss_curve(tmp_path / "v")[-1] == (39, 61.0)
 
 
 def test_tables_and_plot(tmp_path):
