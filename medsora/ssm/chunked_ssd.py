@@ -9,7 +9,9 @@ length, fp32 accumulation, hand-written backward. Two exact cores:
   ``_MIN_FACTORED_CHUNK``;
 - :mod:`medsora.ssm.ssd_perhead` (robust): per-head decay matrices, any decay range.
 
-Both give the same result up to rounding; the choice only affects speed.
+Both give the same result up to rounding; the choice only affects speed. A sequence of at most
+``min(chunk_size, SHORT_MAX_LEN)`` steps skips the chunk machinery and its state entirely
+(:mod:`medsora.ssm.ssd_short`): MedSora's temporal scans over a handful of latent frames.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from medsora.ssm.checks import check_ssd_inputs
 from medsora.ssm.ssd_factored import SSDFactoredCore, chunk_decay_range, factor_range_limit
 from medsora.ssm.ssd_perhead import SSDPerHeadCore
+from medsora.ssm.ssd_short import SHORT_MAX_LEN, ssd_short
 
 _MIN_FACTORED_CHUNK = 16
 
@@ -70,6 +73,10 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=Fa
         dt = F.softplus(dt)
     xa = x.to(acc)
     dA = dt * A.to(acc)
+    if 1 <= l <= min(Q, SHORT_MAX_LEN):
+        S0 = initial_states.to(acc) if initial_states is not None else None
+        y, final = ssd_short(xa, dt, dA, B.to(acc), C.to(acc), S0, return_final_states)
+        return _finish(y, xa, x.dtype, D, z, final, return_final_states)
     # Padded steps have dA = 0 (decay 1) and no input, so they leave the state unchanged.
     xp, dtp, dAp = _pad_time(xa, pad).contiguous(), _pad_time(dt, pad).contiguous(), _pad_time(dA, pad).contiguous()
     Bp, Cp = _pad_time(B.to(acc), pad).contiguous(), _pad_time(C.to(acc), pad).contiguous()
@@ -79,11 +86,15 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=Fa
         y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q)
     else:
         y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp, Cp, S0, Q)
-    y = y[:, :l]
+    return _finish(y[:, :l], xa, x.dtype, D, z, final, return_final_states)
+
+
+def _finish(y, xa, dtype, D, z, final, return_final_states):
+    """Skip connection D·x, SiLU(z) gate, output dtype."""
     if D is not None:
-        Dv = D.to(acc)
+        Dv = D.to(y.dtype)
         y = y + xa * (Dv[:, None] if Dv.dim() == 1 else Dv)
     if z is not None:
-        y = y * F.silu(z.to(acc))
-    y = y.to(x.dtype)
+        y = y * F.silu(z.to(y.dtype))
+    y = y.to(dtype)
     return (y, final) if return_final_states else y

@@ -60,12 +60,46 @@ def test_fp32_parity_with_reference(l, chunk, init):
 
 @pytest.mark.parametrize("l", [7, 257])
 def test_per_head_core_parity(monkeypatch, l):
+    monkeypatch.setattr(ssd_module, "SHORT_MAX_LEN", 0)  # l = 7 would take the one-chunk path
     """Force the robust per-head core (used when a chunk's decay range is too wide to factor)."""
     monkeypatch.setattr(ssd_module, "factor_range_limit", lambda dA: -1.0)
     calls = []
     monkeypatch.setattr(ssd_module.SSDPerHeadCore, "apply", _spy(ssd_module.SSDPerHeadCore.apply, calls))
     assert_close(run(ssd, make_inputs(l), 64), reference(l, True), rtol=1e-4, atol=1e-4)
     assert calls
+
+
+@pytest.mark.parametrize("init", [False, True])
+@pytest.mark.parametrize("l", [5, 17, 48])
+def test_one_chunk_path_equals_the_chunked_core(monkeypatch, l, init):
+    """Sequences of <= SHORT_MAX_LEN steps skip the chunk state: same outputs, final states and gradients."""
+    calls = []
+    monkeypatch.setattr(ssd_module, "ssd_short", _spy(ssd_module.ssd_short, calls))
+    short = run(ssd, make_inputs(l, init=init), 64)
+    assert len(calls) == 1 and calls[0][-1] is True  # asked for the final state
+    monkeypatch.setattr(ssd_module, "SHORT_MAX_LEN", 0)
+    chunked = run(ssd, make_inputs(l, init=init), 64)
+    assert len(calls) == 1
+    assert_close(short, chunked, rtol=1e-5, atol=1e-5)
+    assert_close(short, run(ssd_ref, make_inputs(l, init=init), None), rtol=1e-4, atol=1e-4)
+
+
+def test_one_chunk_path_only_below_its_length_and_the_chunk(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ssd_module, "ssd_short", _spy(ssd_module.ssd_short, calls))
+    run(ssd, make_inputs(ssd_module.SHORT_MAX_LEN + 1, init=False), 64)
+    run(ssd, make_inputs(20, init=False), 16)  # longer than the chunk: chunked
+    assert not calls
+    inp = make_inputs(9, init=False)
+    y = ssd(inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], 64, dt_softplus=True)  # no final state asked
+    assert y.shape == inp["x"].shape and len(calls) == 1 and calls[0][-1] is False
+
+
+def test_one_chunk_path_is_finite_for_strong_decay():
+    inp = make_inputs(40, init=False, dt_scale=30.0)
+    y, s, grads = run(ssd, inp, 64)
+    assert torch.isfinite(y).all() and torch.isfinite(s).all()
+    assert all(torch.isfinite(g).all() for g in grads.values())
 
 
 def test_wide_decay_range_halves_the_chunk_then_falls_back(monkeypatch):
