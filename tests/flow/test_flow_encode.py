@@ -127,3 +127,27 @@ def test_caption_features_are_encoded_with_the_clips(parts, tmp_path):
     # the same folder without caption features is another cache: refused, not silently mixed
     with pytest.raises(ConfigError, match="text: cache has caption features"):
         encode_cache(cfg, vae, 0.5, teacher, "sha-vae", **run)
+
+
+def test_command_line_with_text_conditioning(tmp_path):
+    """cond.text on the command line: caption features are written; without a T5 folder, a clear error."""
+    from medsora.cond import save_tiny_t5
+    from medsora.encode import main
+    from medsora.vae import VAEModule
+
+    overrides = [*TINY, "vae.lpips='off'", f"data.cache={tmp_path / 'cache'}", "cond=text"]
+    module = VAEModule(compose(overrides=overrides))
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "vae.ckpt")
+    overrides.append(f"vae.ckpt={tmp_path / 'vae.ckpt'}")
+    flags = ["--splits", "val", "--device", "cpu", "--no-progress"]
+    with pytest.raises(ConfigError, match="cond.text_encoder is not set"):
+        main([*overrides, *flags])
+    t5 = save_tiny_t5(tmp_path / "t5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        stats = main([*overrides, f"cond.text_encoder={t5}", *flags])
+    cache = CacheDataset(tmp_path / "cache", "val")
+    assert stats["clips"] == len(cache) >= 1 and cache.has_text
+    assert cache.manifest["text"]["dtype"] == "bfloat16" and cache[0]["text_hidden"].shape[1] == 32
