@@ -217,7 +217,7 @@ def worker(cfg):
             break
     out = {}
     for (impl, chunk, mode, L), ts in times.items():
-        out.setdefault(f"{impl}/{chunk}" + (f"/{L}" if L != cfg["L"] else ""), {})[mode] = [statistics.median(t[0] for t in ts),
+        out.setdefault(f"{impl}/{chunk}" + (f"/{L}" if L not in (cfg["L"], 0) else ""), {})[mode] = [statistics.median(t[0] for t in ts),
                                                       statistics.median(t[1] for t in ts), len(ts)]
     return out
 
@@ -297,6 +297,9 @@ def main(argv=None):
     ap.add_argument("--ref-mem-gb", type=float, default=3.0,
                     help="skip the sequential reference's backward where its per-step graph would exceed this")
     ap.add_argument("--chunks", default="64,128", help="chunk sizes of our SSD to measure")
+    ap.add_argument("--lengths", default=None, help="comma-separated L (default 256,1024,4096,16384)")
+    ap.add_argument("--d-states", default=None, help="comma-separated SSD d_state (default 64,128)")
+    ap.add_argument("--no-s6", action="store_true", help="skip the selective_scan rows")
     ap.add_argument("--only-scaling", action="store_true",
                     help="only the interleaved L 4096 vs 16384 timing of our SSD (the linear-scaling check)")
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -308,6 +311,10 @@ def main(argv=None):
 
     lengths = [256, 1024] if args.quick else [256, 1024, 4096, 16384]
     states = [64] if args.quick else [64, 128]
+    if args.lengths:
+        lengths = [int(v) for v in args.lengths.split(",")]
+    if args.d_states:
+        states = [int(v) for v in args.d_states.split(",")]
     repeats = args.repeats or (3 if args.quick else 7)
     chunks = [int(c) for c in args.chunks.split(",")]
     base = dict(threads=args.threads, repeats=repeats, budget=60.0)
@@ -316,7 +323,7 @@ def main(argv=None):
 
     rows, scaling = [], []
     if args.only_scaling or not args.quick:
-        scaling = [line for n in (64, 128) for line in _run_scaling(base, n, chunks)]
+        scaling = [line for n in states for line in _run_scaling(base, n, chunks)]
         print("\n".join(scaling), flush=True)
     for n in ([] if args.only_scaling else states):
         for L in lengths:
@@ -325,7 +332,7 @@ def main(argv=None):
             impls += [("ours", q, ("fwd", "fb")) for q in chunks]
             rows += _run_group(base, "ssd", L, n, impls)
             print("\n".join(_row(r, rows) for r in rows[-len(impls):]), flush=True)
-    for L in ([] if args.only_scaling else lengths):
+    for L in ([] if args.only_scaling or args.no_s6 else lengths):
         ref_modes = ("fwd", "fb") if _ref_backward_fits("s6", L, S6_N, args.ref_mem_gb) else ("fwd",)
         rows += _run_group(base, "s6", L, S6_N, [("sequential", None, ref_modes), ("ours", None, ("fwd", "fb"))])
         print("\n".join(_row(r, rows) for r in rows[-2:]), flush=True)
@@ -394,7 +401,9 @@ def _targets(rows):
 
 def _report(rows, scaling, machine, args, elapsed):
     cmd = "python benchmarks/scan.py" + (" --quick" if args.quick else "") + (
-        " --only-scaling" if args.only_scaling else "") + (f" --threads {args.threads}" if args.threads != 1 else "")
+        " --only-scaling" if args.only_scaling else "") + (f" --threads {args.threads}" if args.threads != 1 else "") + (
+        f" --lengths {args.lengths}" if args.lengths else "") + (f" --d-states {args.d_states}" if args.d_states else "") + (
+        f" --chunks {args.chunks}" if args.chunks != "64,128" else "") + (" --no-s6" if args.no_s6 else "")
     if args.only_scaling:
         return (f"\n## scan: linear scaling of the pure-PyTorch SSD ({datetime.date.today().isoformat()})\n\n"
                 f"Command: `{cmd}` ({elapsed / 60:.0f} min). Machine: {machine}.\n"
