@@ -135,19 +135,19 @@ def test_command_line_with_text_conditioning(tmp_path):
     from medsora.encode import main
     from medsora.vae import VAEModule
 
-    overrides = [*TINY, "vae.lpips='off'", f"data.cache={tmp_path / 'cache'}", "cond=text"]
+    overrides = [*TINY, "vae.lpips='off'", "vae.scaling_factor=0.25", f"data.cache={tmp_path / 'cache'}", "cond=text"]
     module = VAEModule(compose(overrides=overrides))
     ckpt = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(ckpt)
     torch.save(ckpt, tmp_path / "vae.ckpt")
     overrides.append(f"vae.ckpt={tmp_path / 'vae.ckpt'}")
-    flags = ["--splits", "val", "--device", "cpu", "--no-progress"]
+    flags = ["--splits", "train", "--device", "cpu", "--no-progress"]
     with pytest.raises(ConfigError, match="cond.text_encoder is not set"):
         main([*overrides, *flags])
     t5 = save_tiny_t5(tmp_path / "t5")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         stats = main([*overrides, f"cond.text_encoder={t5}", *flags])
-    cache = CacheDataset(tmp_path / "cache", "val")
+    cache = CacheDataset(tmp_path / "cache", "train")
     assert stats["clips"] == len(cache) >= 1 and cache.has_text
     assert cache.manifest["text"]["dtype"] == "bfloat16" and cache[0]["text_hidden"].shape[1] == 32
