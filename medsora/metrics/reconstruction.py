@@ -55,25 +55,10 @@ class SSIM(PairedMetric):
 def load_lpips(alexnet_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """LPIPS (AlexNet) with the linear layers shipped in torchmetrics and the ImageNet AlexNet backbone
     read from a local torchvision file (``alexnet-owt-7be5be79.pth``); maps two N×3×H×W images in
-    [-1, 1] to N×1×1×1 distances."""
-    from torchmetrics.functional.image.lpips import _NoTrainLpips
+    [-1, 1] to N×1×1×1 distances (:func:`medsora.lpips_net.alexnet_lpips`)."""
+    from medsora.lpips_net import alexnet_lpips
 
-    # pnet_rand: build the backbone without torchvision's download, then fill it from the local file.
-    model = _NoTrainLpips(net="alex", pretrained=True, pnet_rand=True)
-    state = torch.load(str(alexnet_path), map_location="cpu", weights_only=True)
-    mapped = {}
-    for slice_name, block in model.net.named_children():
-        for index, _ in block.named_children():
-            for param in ("weight", "bias"):
-                key = f"features.{index}.{param}"
-                if key in state:
-                    mapped[f"{slice_name}.{index}.{param}"] = state[key]
-    missing = [k for k in model.net.state_dict() if k not in mapped]
-    if missing:
-        raise ValueError(f"{alexnet_path}: not a torchvision AlexNet state dict (no weights for {missing[:3]}); LPIPS "
-                         "needs alexnet-owt-7be5be79.pth")
-    model.net.load_state_dict(mapped)
-    return model.to(device).eval()
+    return alexnet_lpips(alexnet_path, "the LPIPS metric's AlexNet file").to(device)
 
 
 class LPIPSMetric(PairedMetric):

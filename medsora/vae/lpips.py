@@ -1,10 +1,8 @@
 """LPIPS (AlexNet) perceptual loss whose weights come from a local file, never a download.
 
-torchmetrics ships the LPIPS linear heads inside its package but fetches the AlexNet
-backbone from the internet. We build torchmetrics' LPIPS network with a random
-backbone (``pnet_rand=True``: no download) and load the backbone from the standard
-torchvision AlexNet checkpoint (``alexnet-owt-7be5be79.pth``): ``vae.lpips_weights``
-or, when unset, the file torchvision leaves in the torch hub cache.
+The network is :func:`medsora.lpips_net.alexnet_lpips` (torchmetrics' LPIPS with the backbone
+read from the torchvision AlexNet checkpoint): ``vae.lpips_weights`` or, when unset, the file
+torchvision leaves in the torch hub cache.
 """
 from __future__ import annotations
 
@@ -12,12 +10,11 @@ import warnings
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
-from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+from medsora.lpips_net import ALEXNET_FILE, alexnet_lpips
 
 LPIPS_MODES = ("optional", "required", "off")
-ALEXNET_FILE = Path(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url).name
 
 
 def default_lpips_weights() -> Path:
@@ -43,20 +40,7 @@ class LPIPS(nn.Module):
 
     def __init__(self, weights: str | Path):
         super().__init__()
-        self.net = _NoTrainLpips(pretrained=True, net="alex", pnet_rand=True)
-        stages = (self.net.net.slice1, self.net.net.slice2, self.net.net.slice3, self.net.net.slice4, self.net.net.slice5)
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            for stage in stages:  # the slices keep torchvision's layer indices as child names
-                for index, layer in stage.named_children():
-                    names = [name for name, _ in layer.named_parameters()]
-                    layer.load_state_dict({name: state[f"features.{index}.{name}"] for name in names})
-        except Exception as err:  # unpickling errors, missing keys, wrong shapes, not a dict
-            raise ValueError(
-                f"{weights} (vae.lpips_weights) is not a torchvision AlexNet state dict ({ALEXNET_FILE}): "
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            ) from err
-        self.requires_grad_(False)
+        self.net = alexnet_lpips(weights, "vae.lpips_weights")
 
     def forward(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.net(_frames(recon), _frames(target)).mean()
