@@ -27,7 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -183,9 +183,7 @@ def main(argv=None) -> None:
         section += "\nNo GPU on this machine: the GPU figures were not measured.\n"
     print(section)
     if not args.no_write:
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-        results.write_text(text + section, encoding="utf-8")
+        append_results(section)
 
 
 if __name__ == "__main__":

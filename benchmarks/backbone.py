@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 
 PATTERNS = {
     "medsora": dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_ratio=0.0),
@@ -311,8 +311,7 @@ def main(argv=None) -> None:
     ])
     print(report)
     if not args.no_write:
-        with open(args.results, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        append_results(report, args.results)
 
 
 if __name__ == "__main__":

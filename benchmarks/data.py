@@ -14,27 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine_info import append_results, describe_machine
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
 
 def _epoch(loader) -> tuple[int, float]:
     start = time.perf_counter()
@@ -113,17 +101,14 @@ def main() -> None:
         f"## Data pipeline: VideoDataModule on the demo set ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `{command}`",
-        f"Machine: {_cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, shared, noisy machine "
-        f"(load average {load[0]:.1f} at the start).",
+        f"Machine: {describe_machine()} (load average {load[0]:.1f} at the start).",
         f"Settings: data.size={args.size}, num_frames={args.num_frames}, batch_size={args.batch_size}, "
         f"{'adaptive interval' if args.adaptive else 'frame_stride=1'}, random crop; medians of {args.repeats} repeats.",
         "",
         text,
         "",
     ])
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    RESULTS.write_text(existing.rstrip("\n") + "\n" + section)
-    print(f"\nappended to {RESULTS}")
+    print(f"\nappended to {append_results(section)}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The machine line every benchmark writes beside its figures in RESULTS.md."""
+"""What every benchmark writes into RESULTS.md: the machine line beside its figures, and the append itself."""
 from __future__ import annotations
 
 import os
 import platform
 from pathlib import Path
 from typing import Optional
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def cpu_model() -> str:
@@ -26,3 +28,15 @@ def describe_machine(threads: Optional[int] = None, device: str = "cpu") -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{cpu_model()}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}, "
             f"Python {platform.python_version()}, {gpu}; load average {load:.1f} at the time; shared, noisy machine")
+
+
+def append_results(section: str, path: Optional[str | os.PathLike] = None) -> Path:
+    """Append one benchmark's section to ``RESULTS.md`` (or ``path``), a blank line before it.
+
+    One ``open(..., "a")`` write, so benchmarks run side by side do not overwrite each other's sections.
+    """
+    path = Path(path) if path is not None else RESULTS
+    lead = "\n" if path.exists() and path.stat().st_size else "# Benchmark results\n\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(lead + section.strip("\n") + "\n")
+    return path

@@ -31,7 +31,7 @@ import time
 import warnings
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 from unittest import mock
 
 import torch
@@ -180,8 +180,7 @@ def main(argv=None) -> int:
                    f"Machine: {describe_machine()}.\n\n{args.videos} generated (and {args.videos} real) videos of "
                    f"{args.frames}×{args.size}×{args.size}, real architectures with random weights at their real "
                    f"input sizes, median of {args.repeats} runs, model loading excluded.\n\n{text}\n")
-        results = Path(args.results)
-        results.write_text((results.read_text() if results.exists() else "# Benchmarks\n") + section)
+        append_results(section, args.results)
     return 0
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from machine_info import append_results
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medsora.backbone import PRESETS, build_preset, preset_config  # noqa: E402
@@ -107,8 +109,7 @@ def main(argv=None) -> None:
     ])
     print(report)
     if not args.quick:
-        with open(args.results, "a", encoding="utf-8") as f:
-            f.write("\n" + report)
+        append_results(report, args.results)
 
 
 if __name__ == "__main__":

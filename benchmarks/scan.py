@@ -37,11 +37,10 @@ import sys
 import time
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 
 B_, H_, P_, G_, Q0 = 2, 8, 64, 1, 64  # batch, heads, headdim, groups, nominal chunk
 S6_D, S6_N = 512, 16
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -340,8 +339,7 @@ def main(argv=None):
     report = _report(rows, scaling, machine, args, time.time() - t_start)
     print(report)
     if not args.no_append:
-        with open(RESULTS, "a") as f:  # one append: other benchmarks write to the same file
-            f.write(report)
+        append_results(report)
 
 
 def _peer(rows, r, impl):

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,9 +147,7 @@ def main(argv=None) -> None:
                f"repeats × {steps} steps.\n\n{table(rows)}\n{note}")
     print(section)
     if not args.no_write:
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-        results.write_text(text + section, encoding="utf-8")
+        append_results(section)
 
 
 if __name__ == "__main__":

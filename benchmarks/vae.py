@@ -30,11 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine_info import describe_machine
+from machine_info import append_results, describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 # (chunk_frames, tile_size): chunks of 1 latent frame = 4 input frames, of 4 = 16 input frames
 SPEED_MODES = {"full": (0, 0), "chunks of 1": (1, 0), "chunks of 4": (4, 0), "chunks of 4 + tiles": (4, 128)}
 VARIANTS = {"off": ["vae.freq_comp=false"], "haar": ["vae.freq_kind=haar"], "fft": ["vae.freq_kind=fft"]}
@@ -277,9 +276,7 @@ def main() -> None:
     section = report(args, speed, exact, quality, header)
     print("\n" + section)
     if not args.no_write:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + section)
-        print(f"appended to {RESULTS}")
+        print(f"appended to {append_results(section)}")
 
 
 if __name__ == "__main__":
