@@ -68,22 +68,17 @@ class DiffusionModule(L.LightningModule):
         self._vae, vae_factor = self._load_vae(cfg)
         self.scaling_factor = self._scaling_factor(cfg, vae_factor)
 
-        from medsora.backbone import MedSoraDiT
         from medsora.cond import build_condition_encoder
+        from medsora.model_factory import build_backbone
 
-        align_dim = None
         if cfg.align.enabled:
-            from medsora.flow import AlignLoss, target_dim
+            from medsora.flow import AlignLoss
 
-            align_dim = target_dim(cfg.align)
             self.align_loss = AlignLoss.from_config(cfg.align)
         else:
             self.align_loss = None
         self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
-        self.backbone = MedSoraDiT.from_config(
-            cfg.model, in_channels=self.in_channels, align_dim=align_dim, align_depth=cfg.align.depth,
-            align_tap=cfg.align.tap, align_hidden=cfg.align.projector_dim,
-        )
+        self.backbone = build_backbone(cfg)
         self.objective = DiffusionObjective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
         self._teacher = None
         if for_training and cfg.align.enabled and not cfg.data.cache:

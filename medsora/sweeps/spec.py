@@ -157,18 +157,11 @@ def check_model(cfg) -> None:
         return
     import torch
 
-    from medsora.backbone import MedSoraDiT
+    from medsora.model_factory import build_backbone
 
-    align_dim = None
-    if cfg.align.enabled:
-        from medsora.flow import target_dim
-
-        align_dim = target_dim(cfg.align)
     try:
         with torch.device("meta"):
-            MedSoraDiT.from_config(cfg.model, in_channels=cfg.vae.latent_channels, align_dim=align_dim,
-                                   align_depth=cfg.align.depth, align_tap=cfg.align.tap,
-                                   align_hidden=cfg.align.projector_dim)
+            build_backbone(cfg)
     except (ValueError, KeyError) as err:
         raise ConfigError(f"the backbone cannot be built: {err}") from None
 
