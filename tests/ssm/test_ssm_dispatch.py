@@ -46,9 +46,15 @@ def test_one_info_line_per_scan_kind_and_path(monkeypatch, caplog):
     assert "pure-PyTorch" in lines[0] and "sequential reference" in lines[1]
 
 
+def _rel(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not kernels.HAS_SSD_KERNEL, reason="mamba_ssm kernels not installed (pip install medsora[kernels])")
 def test_pure_pytorch_ssd_matches_the_cuda_kernel():
+    """Both against the float64 sequential reference. The Triton kernel's fp32 dots run in TF32 (10-bit
+    mantissa): measured 1.5e-3 relative error on an H100, so it gets 5e-3; ours is exact fp32."""
     torch.manual_seed(0)
     b, l, h, p, g, n = 2, 300, 4, 16, 1, 32
     dev = torch.device("cuda")
@@ -59,8 +65,10 @@ def test_pure_pytorch_ssd_matches_the_cuda_kernel():
     kw = dict(D=D, dt_bias=bias, dt_softplus=True, return_final_states=True)
     y, s = ssd(x, dt, A, B, C, 64, **kw)
     yk, sk = kernels.mamba_chunk_scan_combined(x, dt, A, B, C, 64, **kw)
-    torch.testing.assert_close(y, yk, rtol=1e-3, atol=1e-3)
-    torch.testing.assert_close(s, sk.float(), rtol=1e-3, atol=1e-3)
+    y64, s64 = ssd_ref(*(t.double().cpu() for t in (x, dt, A, B, C)),
+                       **{k: (v.double().cpu() if torch.is_tensor(v) else v) for k, v in kw.items()})
+    assert _rel(y.cpu(), y64) < 1e-5 and _rel(s.cpu(), s64) < 1e-5
+    assert _rel(yk.cpu(), y64) < 5e-3 and _rel(sk.cpu(), s64) < 5e-3
 
 
 @pytest.mark.gpu
