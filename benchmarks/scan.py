@@ -4,7 +4,8 @@ SSD (Mamba-2): the sequential recurrence (``ssd_ref``), the minimal chunked SSD 
 Mamba-2 paper (its Listing 1, copied below as the peer baseline) and ours (``medsora.ssm.ssd``),
 at batch 2 × 8 heads, headdim 64, one B/C group, d_state 64 and 128. Selective scan (Mamba-1 S6):
 ``selective_scan_ref`` against ours at batch 2 × 512 channels, d_state 16. fp32, forward and
-forward+backward, plus ``torch.matmul`` (2048², fp32) throughput in the same run.
+forward+backward (backward of a fixed dense random gradient), plus ``torch.matmul`` (2048², fp32)
+throughput in the same run.
 
 How it measures (a shared, oversubscribed 2-core VM):
 - every configuration runs in its own subprocess with one intra-op thread. Time is the process CPU
@@ -171,11 +172,15 @@ def _steps(cfg, impl, chunk):
         with torch.no_grad():
             fwd(*inputs)
 
+    # A dense upstream gradient, as in training (``.sum()`` would hand back a stride-0 one), made before
+    # any measurement so that it counts in no implementation's peak memory. y has the shape of x / u.
+    grad = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1))
+
     def run_fb():
         for t in inputs:
             t.requires_grad_(True)
             t.grad = None
-        fwd(*inputs).sum().backward()
+        fwd(*inputs).backward(grad)
         for t in inputs:
             t.requires_grad_(False)
             t.grad = None
