@@ -83,7 +83,8 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=Fa
     S0 = (initial_states.to(acc) if initial_states is not None else xa.new_zeros(b, h, p, n)).contiguous()
     q = _factored_chunk(dAp, Q)
     if q:
-        y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q)
+        keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
+        y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, keep)
     else:
         y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp, Cp, S0, Q)
     return _finish(y[:, :l], xa, x.dtype, D, z, final, return_final_states)

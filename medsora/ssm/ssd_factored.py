@@ -121,14 +121,17 @@ class SSDFactoredCore(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, dt, dA, B, C, S0, Q):
+    def forward(ctx, x, dt, dA, B, C, S0, Q, keep_states=True):
         pl = _Plan(x, dt, dA, B, Q)
         b, n, g, hg, p, hp, st = pl.b, pl.n, pl.g, pl.hg, pl.p, pl.hp, pl.st
         Xp, Sh, P, Yh = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, hp, n), pl.buf(x, Q, hp)
         CBm = pl.buf(x, Q, Q)
         y = x.new_empty(x.shape)
+        # For the backward, the state entering each chunk and, last, the final state, in one tensor so
+        # segments share their boundary states. Without a backward (inference, ``keep_states=False``) one
+        # segment's states are enough: memory stays O(segment) at any length.
+        states_all = x.new_empty(b, (pl.nc if keep_states else pl.seg) + 1, *st[1:])
         S = S0.view(st)
-        saved = []  # per segment: the state entering each chunk and the state after the last
         for c0, c1 in pl.segments():
             k = c1 - c0
             r = b * k * g
@@ -136,7 +139,7 @@ class SSDFactoredCore(torch.autograd.Function):
             Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
             torch.bmm(Xk.transpose(1, 2), Bg, out=P[:r])  # chunk states from zero, before the u_end factor
             seg_st = (b, k, *st[1:])
-            states = x.new_empty(b, k + 1, *st[1:])
+            states = states_all[:, c0:c1 + 1] if keep_states else states_all[:, :k + 1]
             states[:, 0] = S
             # S_in[j+1] = decay_j·S_in[j] + u_end_j·P_j: the scaling is done for the whole segment at
             # once, so the sequential loop is a single op per chunk.
@@ -145,16 +148,16 @@ class SSDFactoredCore(torch.autograd.Function):
                 torch.addcmul(Pu[:, j], states[:, j], pl.decay[:, c0 + j].expand(st), out=states[:, j + 1])
             S = states[:, k]
             torch.mul(states[:, :k], pl.em[:, c0:c1].expand(seg_st), out=Sh[:r].view(seg_st))
-            saved.append(states)
             torch.bmm(Cg, Sh[:r].transpose(1, 2), out=Yh[:r]).baddbmm_(CBk, Xk)
             torch.mul(pl.grp6(Yh, k), pl.per_tok(pl.u, c0, c1), out=pl.tok6(y, c0, c1))
-        ctx.save_for_backward(x, dt, dA, B, C, y, *saved)
+        if keep_states:
+            ctx.save_for_backward(x, dt, dA, B, C, y, states_all)
         ctx.Q = Q
-        return y, S.reshape(b, pl.h, p, n)
+        return y, S.reshape(b, pl.h, p, n).clone()  # not a view of a saved tensor
 
     @staticmethod
     def backward(ctx, dy, dS):
-        x, dt, dA, B, C, y, *saved = ctx.saved_tensors
+        x, dt, dA, B, C, y, states_all = ctx.saved_tensors
         Q = ctx.Q
         pl = _Plan(x, dt, dA, B, Q)
         b, l, h, p, g, n, hg, hp, st = pl.b, pl.l, pl.h, pl.p, pl.g, pl.n, pl.hg, pl.hp, pl.st
@@ -165,8 +168,9 @@ class SSDFactoredCore(torch.autograd.Function):
         dcs = torch.empty_like(pl.cs)  # b c Q h
         dw = torch.empty_like(pl.cs)  # gradient w.r.t. w = dt·v
         G = dS.reshape(st)  # dL/d(state after the chunk)
-        for (c0, c1), states in zip(pl.segments(reverse=True), reversed(saved)):
+        for c0, c1 in pl.segments(reverse=True):
             k = c1 - c0
+            states = states_all[:, c0:c1 + 1]
             r = b * k * g
             Bg, Cg = pl.group_bc(B, c0, c1), pl.group_bc(C, c0, c1)
             Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
@@ -217,4 +221,4 @@ class SSDFactoredCore(torch.autograd.Function):
         dcs -= dw * pl.w
         ddt = (dw * pl.v).view(b, l, h)
         ddA = dcs.flip(2).cumsum(2).flip(2).reshape(b, l, h)  # cs = cumsum(dA) inside the chunk
-        return dx, ddt, ddA, dB, dC, dS0, None
+        return dx, ddt, ddA, dB, dC, dS0, None, None

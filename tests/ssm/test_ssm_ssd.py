@@ -110,7 +110,7 @@ def test_wide_decay_range_halves_the_chunk_then_falls_back(monkeypatch):
     wide_at_64 = factored.chunk_decay_range(dA.detach(), 64)
     monkeypatch.setattr(ssd_module, "factor_range_limit", lambda dA: wide_at_64 - 1e-3)
     assert_close(run(ssd, inp, 64), reference(256, True), rtol=1e-4, atol=1e-4)
-    assert calls and calls[0][-1] < 64  # ran with a smaller chunk
+    assert calls and calls[0][6] < 64  # ran with a smaller chunk (args: x, dt, dA, B, C, S0, Q, keep_states)
 
 
 @pytest.mark.parametrize("monotone", [True, False])
@@ -138,7 +138,7 @@ def test_factored_core_at_the_edge_of_its_range(monkeypatch, monotone):
         return y, s, g
 
     (y, s, g), (yr, sr, gr) = go(ssd, inp), go(ssd_ref, ref_inp)
-    assert calls and calls[0][-1] == Q
+    assert calls and calls[0][6] == Q  # (x, dt, dA, B, C, S0, Q, keep_states)
     torch.testing.assert_close(y.double(), yr, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(s.double(), sr, rtol=1e-4, atol=1e-4)
     for a, b in zip(g, gr):
@@ -225,3 +225,36 @@ def _spy(fn, calls):
         calls.append(args)
         return fn(*args)
     return wrapped
+
+
+def test_inference_keeps_one_segment_of_states(monkeypatch):
+    """Without autograd the factored core stores the chunk states of one segment, not of the sequence,
+    and gives the same output and final state as with autograd."""
+    monkeypatch.setattr(factored, "_SEGMENT_ELEMS", 300)  # a few chunks per segment
+    calls = []
+    monkeypatch.setattr(ssd_module.SSDFactoredCore, "apply", _spy(ssd_module.SSDFactoredCore.apply, calls))
+    gen = torch.Generator().manual_seed(5)
+    b, l, h, p, n = 2, 256, 2, 3, 4
+    x, B, C = torch.randn(b, l, h, p, generator=gen), torch.randn(b, l, 1, n, generator=gen), torch.randn(
+        b, l, 1, n, generator=gen)
+    dt, A = torch.rand(b, l, h, generator=gen) * 0.1, -torch.rand(h, generator=gen)
+    S0 = torch.randn(b, h, p, n, generator=gen)
+    allocated = []
+    real_empty = torch.Tensor.new_empty
+
+    def spy_new_empty(t, *size, **kw):
+        out = real_empty(t, *size, **kw)
+        allocated.append(tuple(out.shape))
+        return out
+    monkeypatch.setattr(torch.Tensor, "new_empty", spy_new_empty)
+    with torch.no_grad():
+        y0, s0 = ssd(x, dt, A, B, C, 16, initial_states=S0, return_final_states=True)
+    inference_states = [s for s in allocated if len(s) == 6 and s[-2:] == (p, n)]
+    allocated.clear()
+    x.requires_grad_(True)
+    y1, s1 = ssd(x, dt, A, B, C, 16, initial_states=S0, return_final_states=True)
+    training_states = [s for s in allocated if len(s) == 6 and s[-2:] == (p, n)]
+    assert [c[7] for c in calls] == [False, True]
+    assert inference_states[0][1] < l // 16 + 1 == training_states[0][1]
+    torch.testing.assert_close(y0, y1.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(s0, s1.detach(), rtol=0, atol=0)
