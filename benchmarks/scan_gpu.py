@@ -25,35 +25,21 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, also when not installed
 from machine_info import append_results, describe_machine  # noqa: E402
-from scan import B_, G_, H_, P_, Q0, S6_D, S6_N, nominal_flops, ssd_minimal  # noqa: E402
+from scan import B_, H_, Q0, S6_N, _inputs, nominal_flops, ssd_minimal  # noqa: E402
 
 from medsora.ssm import kernels, selective_scan, selective_scan_ref, ssd, ssd_ref  # noqa: E402
-from medsora.ssm.init import dt_bias_init  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def ssd_inputs(L, n, dtype, dev):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(B_, L, H_, P_, generator=gen)
-    dt = F.softplus(dt_bias_init(H_) + 0.5 * torch.randn(B_, L, H_, generator=gen))
-    A = -(1 + 15 * torch.rand(H_, generator=gen))
-    Bm, Cm = torch.randn(B_, L, G_, n, generator=gen), torch.randn(B_, L, G_, n, generator=gen)
-    # A and dt stay fp32 (as in the Mamba-2 layer); x, B, C take the compute dtype.
-    return [x.to(dev, dtype), dt.to(dev), A.to(dev), Bm.to(dev, dtype), Cm.to(dev, dtype)]
-
-
-def s6_inputs(L, dtype, dev):
-    gen = torch.Generator().manual_seed(0)
-    u = torch.randn(B_, S6_D, L, generator=gen)
-    delta = F.softplus(dt_bias_init(S6_D)[:, None] + 0.5 * torch.randn(B_, S6_D, L, generator=gen))
-    A = -torch.arange(1, S6_N + 1, dtype=torch.float32).repeat(S6_D, 1)
-    Bm, Cm = torch.randn(B_, S6_N, L, generator=gen), torch.randn(B_, S6_N, L, generator=gen)
-    return [u.to(dev, dtype), delta.to(dev, dtype), A.to(dev), Bm.to(dev, dtype), Cm.to(dev, dtype)]
+def make_inputs(kind, L, n, dtype, dev="cuda"):
+    """benchmarks/scan.py's inputs on ``dev``: A and dt (SSD) stay fp32, as in the layers; the rest take ``dtype``."""
+    fp32 = (1, 2) if kind == "ssd" else (2,)
+    return [t.to(dev, torch.float32 if i in fp32 else dtype)
+            for i, t in enumerate(_inputs(dict(kind=kind, L=L, n=n)))]
 
 
 def ssd_impls(L, n):
@@ -146,7 +132,7 @@ def run_scans(args, mm):
             for n in (args.d_states if kind == "ssd" else [None]):
                 for L in args.lengths:
                     dtype = DTYPES[dname]
-                    inputs = ssd_inputs(L, n, dtype, "cuda") if kind == "ssd" else s6_inputs(L, dtype, "cuda")
+                    inputs = make_inputs(kind, L, n, dtype)
                     impls = ssd_impls(L, n) if kind == "ssd" else s6_impls()
                     for name, fn in impls.items():
                         if name in ("sequential", "minimal") and dname != "fp32":
