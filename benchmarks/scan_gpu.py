@@ -242,7 +242,8 @@ def main(argv=None):
                "mamba_chunk_scan_combined (Triton) or selective_scan_fn (CUDA).\n\n"
                + "\n".join([HEADER] + [_row(r, rows) for r in rows]) + "\n\nParity (fp32, same chunk):\n"
                + "\n".join(parity) + ("\n\nLayers: not run (`--no-layers`).\n" if args.no_layers else
-                  "\n\nLayers (batch 2, forward+backward; `cuda` adds causal_conv1d):\n\n" + "\n".join(layers) + "\n"))
+                  "\n\nLayers (batch 2, forward+backward; `cuda`: the scan kernels, and causal_conv1d "
+                  f"{'too' if kernels.HAS_CAUSAL_CONV1D else 'not (it did not import: nn.Conv1d)'}):\n\n" + "\n".join(layers) + "\n"))
     append_results(section, args.results)
     return 0
 
