@@ -1,4 +1,5 @@
-"""The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW, sampling.
+"""The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW; sampling comes from
+:class:`medsora.sampling_mixin.SamplingMixin`.
 
 Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), ``DiffusionObjective`` and
 ``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
@@ -25,8 +26,9 @@ from medsora.batch_random import BatchRandom, step_seed
 from medsora.callbacks import all_finite
 from medsora.checkpointing import load_checkpoint
 from medsora.config import ConfigError
-from medsora.diffusion import DiffusionObjective, sample_generators, sample_latents
+from medsora.diffusion import DiffusionObjective
 from medsora.frozen import Frozen
+from medsora.sampling_mixin import SamplingMixin
 from medsora.schema import RunConfig
 
 __all__ = ["DiffusionModule", "run_config", "LOSS_TERMS"]
@@ -44,7 +46,7 @@ def run_config(cfg: DictConfig | dict) -> DictConfig:
     return merged
 
 
-class DiffusionModule(L.LightningModule):
+class DiffusionModule(SamplingMixin, L.LightningModule):
     """Latent video diffusion with the MedSora backbone and optical-flow alignment.
 
     Args:
@@ -326,75 +328,6 @@ class DiffusionModule(L.LightningModule):
         # linear warmup over optimizer steps, then constant (MedSora/DiT use a constant rate)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    # --------------------------------------------------------------- sampling
-    def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
-                      prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None):
-        """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None)."""
-        if self.cond_encoder is None:
-            if modalities or prompts:
-                raise ValueError("this model is unconditional (cond.modality and cond.text are off): "
-                                 "drop --modality/--prompt")
-            return None, None
-        if modalities is None and prompts is None:
-            prompts = [""] * n  # without prompts, captions fall back to the template
-        return self.cond_encoder.guidance_pair(prompts, modalities, negative_prompt=negative_prompt)
-
-    @torch.no_grad()
-    def generate(self, num: int, seed: int = 0, sampler: Optional[str] = None, steps: Optional[int] = None,
-                 guidance_scale: Optional[float] = None, modalities: Optional[Sequence[str]] = None,
-                 prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
-                 batch_size: int = 8, progress: bool = False, return_labels: bool = False, decode: bool = True,
-                 start: int = 0):
-        """Sample ``num`` videos; sample i is a function of ``seed + start + i`` alone.
-
-        Args:
-            modalities / prompts: per-sample conditions (a single value is repeated); a
-                modality-conditioned model without them cycles through its modalities.
-            batch_size: samples per sampler batch (does not change the result).
-            decode: return decoded videos (else the scaled latents).
-        Returns:
-            ``B×3×F×H×W`` videos in [-1, 1] on the CPU (or latents ``B×C×T×h×w``), and with
-            ``return_labels`` the per-sample label list (modality or prompt) for display.
-        """
-        if decode and not self.can_decode:
-            raise ValueError("decoding samples needs the VAE: set vae.ckpt=PATH")
-        expand = lambda v: None if v is None else ([v] * num if isinstance(v, str) else list(v))  # noqa: E731
-        modalities, prompts = expand(modalities), expand(prompts)
-        for given, what in ((modalities, "modalities"), (prompts, "prompts")):
-            if given is not None and len(given) != num:
-                raise ValueError(f"got {len(given)} {what} for {num} samples")
-        autocast = self.device.type == "cuda" and str(self.cfg.trainer.precision) in ("auto", "bf16-mixed", "bf16-true")
-        outs, labels = [], []
-        for chunk in range(0, num, batch_size):
-            n = min(batch_size, num - chunk)
-            part = lambda v: None if v is None else v[chunk:chunk + n]  # noqa: E731
-            mods = part(modalities)
-            if mods is None and prompts is None and self.cond_encoder is not None:
-                mods = self._cycle(n, start + chunk)  # a modality model shows each modality in turn
-            cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt)
-            if cond is not None:
-                kwargs = dict(cond=cond.model_kwargs(), uncond=uncond.model_kwargs())
-                labels += list(part(prompts) or mods or [""] * n)
-            else:
-                kwargs = {}
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                z = sample_latents(
-                    self.backbone, (n, self.in_channels, *self.latent_grid()), self.cfg.diffusion,
-                    generators=sample_generators(seed, n, start + chunk), learn_sigma=self.cfg.model.learn_sigma,
-                    sampler=sampler, steps=steps, guidance_scale=guidance_scale, device=self.device,
-                    progress=progress, **kwargs,
-                )
-                if decode:
-                    z = self._vae.on(self.device).decode(z / self.scaling_factor).float().clamp(-1, 1)
-            outs.append(z.float().cpu())
-        result = torch.cat(outs)
-        return (result, labels or None) if return_labels else result
-
-    def _cycle(self, n: int, offset: int = 0) -> Optional[list[str]]:
-        """Modalities for samples offset .. offset+n-1, cycling through the model's classes."""
-        names = list(self.cond_encoder.modalities) if self.cond_encoder is not None else []
-        return [names[(offset + i) % len(names)] for i in range(n)] if names else None
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: Any = "cpu", overrides: Optional[dict] = None) -> "DiffusionModule":
