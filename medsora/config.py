@@ -164,6 +164,9 @@ def parse_cli(args: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
     return experiment, swaps, dotlist
 
 
+_YAML_BOOLS = {"False": "off", "True": "on"}
+
+
 def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
     for field in dataclasses.fields(schema):
         key = f"{prefix}.{field.name}" if prefix else field.name
@@ -175,6 +178,11 @@ def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str,
         choices = field.metadata.get("choices")
         if choices is None or OmegaConf.is_missing(cfg, field.name) or value is None:
             continue
+        if isinstance(value, str) and value in _YAML_BOOLS and value not in choices and _YAML_BOOLS[value] in choices:
+            # YAML 1.1 reads a bare off/no (on/yes) as a boolean, which a str field stores as 'False' ('True'):
+            # for a choice that offers 'off' ('on') that is what was meant (vae.lpips=off).
+            value = _YAML_BOOLS[value]
+            cfg[field.name] = value
         items = list(value) if OmegaConf.is_list(value) else [value]
         for item in items:
             if item not in choices:

@@ -64,7 +64,7 @@ def load_lpips(weights: str | None, mode: str = "optional") -> LPIPS | None:
         + ("" if weights else ", unset: torch hub cache")
         + f"). To get them, run on a machine with internet `python -c \"import torchvision; "
         f"torchvision.models.alexnet(weights='IMAGENET1K_V1')\"`, copy {default_lpips_weights()} here and set "
-        "vae.lpips_weights=PATH; or turn LPIPS off with vae.lpips=\"'off'\" (quoted: YAML reads a bare off as false)"
+        "vae.lpips_weights=PATH; or turn LPIPS off with vae.lpips=off"
     )
     if mode == "required":
         raise FileNotFoundError(msg)

@@ -31,7 +31,7 @@ class VAEConfig:
     kl_weight: float = 1e-6  # KL averaged per latent element
     ffl_weight: float = 0.1
     lpips_weight: float = 0.1
-    lpips: str = choice("optional", "optional", "required", "off")  # quote off: vae.lpips="'off'" (YAML: off = false)
+    lpips: str = choice("optional", "optional", "required", "off")  # vae.lpips=off works unquoted (config maps YAML's false to 'off')
     lpips_weights: Optional[str] = None  # torchvision AlexNet file; None = torch hub cache
     temporal_weight: float = 0.0
     chunk_frames: int = 0  # 0 = full pass; else encode/decode in chunks of this many latent frames

@@ -147,3 +147,15 @@ def test_bora_stages_name_their_required_paths():
         compose("instruct")
     with pytest.raises(ConfigError, match="cond.text_encoder"):
         compose("modal_align")
+
+
+def test_bare_off_means_off_for_a_choice_that_offers_it(tmp_path):
+    """YAML 1.1 reads a bare `off` as false; a choice field with an 'off' option takes it as 'off'
+    (command line and files), other choice fields still reject it naming the key."""
+    for value in ("off", "no", "'off'"):
+        assert compose(overrides=["data.root=demo", f"vae.lpips={value}"]).vae.lpips == "off"
+    with pytest.raises(ConfigError, match="vae.lpips"):
+        compose(overrides=["data.root=demo", "vae.lpips=on"])  # no 'on' among its choices
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "nolpips.yaml").write_text("data:\n  root: demo\nvae:\n  lpips: off\n")
+    assert compose("nolpips", root=tmp_path).vae.lpips == "off"
