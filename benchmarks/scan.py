@@ -32,6 +32,7 @@ import argparse
 import datetime
 import json
 import os
+import resource  # POSIX, as the /proc reads below
 import statistics
 import subprocess
 import sys
@@ -197,7 +198,7 @@ def _timed(step):
 
 
 def _user_time():
-    import resource  # POSIX; getrusage has microsecond resolution where os.times() counts 10 ms ticks
+    # getrusage has microsecond resolution where os.times() counts 10 ms ticks
     return resource.getrusage(resource.RUSAGE_SELF).ru_utime
 
 
