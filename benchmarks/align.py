@@ -46,7 +46,7 @@ def vae_checkpoint(work: Path, overrides: list[str]) -> Path:
     import torch
 
     from medsora.config import compose
-    from medsora.vae import VAEModule
+    from medsora.training.vae_module import VAEModule
 
     module = VAEModule(compose("vae_demo", [*overrides, "vae.scaling_factor=1.0", "vae.lpips='off'"]))
     ckpt = {"state_dict": module.state_dict()}
@@ -79,8 +79,8 @@ def time_steps(cfg_of, batches: dict, repeats: int, steps: int) -> dict:
     import torch
     from torch.nn.utils import clip_grad_norm_
 
-    from medsora.batch_random import BatchRandom
-    from medsora.lit_module import DiffusionModule
+    from medsora.training.batch_random import BatchRandom
+    from medsora.training.diffusion_module import DiffusionModule
 
     runs = {}
     for label, align, cached in VARIANTS:

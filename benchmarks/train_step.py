@@ -41,7 +41,7 @@ def worker(preset: str, device: str, size: int, frames: int, align: bool, repeat
 
     from medsora.config import compose
     from medsora.data.cache import write_manifest
-    from medsora.lit_module import DiffusionModule
+    from medsora.training.diffusion_module import DiffusionModule
 
     torch.manual_seed(0)
     # The module reads the latent scaling factor from the cache's manifest; the latents themselves
@@ -65,7 +65,7 @@ def worker(preset: str, device: str, size: int, frames: int, align: bool, repeat
         from medsora.flow import target_dim
 
         batch["flow"] = torch.randn(1, t, h // p, w // p, target_dim(cfg.align), device=device)
-    from medsora.batch_random import BatchRandom
+    from medsora.training.batch_random import BatchRandom
 
     def step(i: int) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from medsora.checkpointing import resolve_ckpt
+from medsora.training.checkpointing import resolve_ckpt
 from medsora.config import ConfigError, compose, to_yaml
 
 __all__ = ["StageResult", "fit_stage", "run_demo", "main"]
@@ -71,10 +71,10 @@ def _logger(cfg, ckpt: Optional[Path]) -> TensorBoardLogger:
 
 def _module(cfg, modalities):
     if cfg.stage == "vae":
-        from medsora.vae.lit_vae import VAEModule
+        from medsora.training.vae_module import VAEModule
 
         return VAEModule(cfg)
-    from medsora.lit_module import DiffusionModule
+    from medsora.training.diffusion_module import DiffusionModule
 
     return DiffusionModule(cfg, modalities)
 
@@ -89,8 +89,8 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     Returns:
         The stage's log folder, its ``last.ckpt`` and (diffusion) its final sample folder.
     """
-    from medsora.loaders import build_loaders
-    from medsora.trainer_factory import build_trainer
+    from medsora.training.loaders import build_loaders
+    from medsora.training.trainer_factory import build_trainer
 
     began = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -180,7 +180,7 @@ def run_demo(overrides: Sequence[str] = (), out_dir: Optional[str] = None,
 
 
 def demo_realism(cfg, ckpt: Path, num: int = 8, seed: int = 0) -> dict:
-    """Colour/motion histogram distances (``medsora.demo_stats``) of samples to the real clips of
+    """Colour/motion histogram distances (``medsora.training.demo_stats``) of samples to the real clips of
     their modality, for the trained model and for the same model untrained.
 
     ``"reconstruction"`` scores the VAE's reconstructions of the real clips themselves: the best a
@@ -189,9 +189,9 @@ def demo_realism(cfg, ckpt: Path, num: int = 8, seed: int = 0) -> dict:
     """
     import torch
 
-    from medsora.demo_stats import modality_distances, modality_references
+    from medsora.training.demo_stats import modality_distances, modality_references
     from medsora.encode import clip_datasets
-    from medsora.lit_module import DiffusionModule
+    from medsora.training.diffusion_module import DiffusionModule
 
     real, labels = [], []
     for dataset in clip_datasets(cfg.data, ["train", "val"]).values():

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from medsora.video_io import contact_sheet, to_uint8, write_gif, write_mp4
+from medsora.data.video_io import contact_sheet, to_uint8, write_gif, write_mp4
 
 __all__ = ["build_parser", "main", "sample_to_folder"]
 
@@ -107,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.num < 1:
         raise SystemExit("error: --num must be >= 1")
-    from medsora.lit_module import DiffusionModule
+    from medsora.training.diffusion_module import DiffusionModule
 
     overrides = {"vae": {"ckpt": str(Path(args.vae).expanduser().resolve())}} if args.vae else None
     module = DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides).to(_device(args.device))

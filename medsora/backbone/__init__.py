@@ -1,6 +1,6 @@
 """The spatio-temporal Mamba diffusion backbone (MedSoraDiT), its sub-blocks and presets.
 
-Names are imported lazily so that ``medsora.schema`` (which reads
+Names are imported lazily so that ``medsora.config.schema`` (which reads
 ``medsora.backbone.schema``) does not pull in the model code and ``medsora.ssm``.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
-from medsora.schema_fields import choice
+from medsora.config.fields import choice
 
 BLOCK_TYPES = (
     "local_attn", "spatial_mamba", "temporal_mamba",

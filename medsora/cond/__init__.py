@@ -4,7 +4,7 @@
 :class:`ConditionEncoder` (or ``None``); calling it on a batch's captions/modalities
 gives a :class:`Condition` whose ``model_kwargs()`` feed ``MedSoraDiT.forward``.
 
-Names are imported on first access: ``medsora.schema`` imports ``medsora.cond.schema``,
+Names are imported on first access: ``medsora.config.schema`` imports ``medsora.cond.schema``,
 and composing a config must not pay for importing diffusers.
 """
 from importlib import import_module

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medsora.schema_fields import choice
+from medsora.config.fields import choice
 
 
 @dataclass

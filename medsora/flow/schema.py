@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from medsora.schema_fields import choice
+from medsora.config.fields import choice
 
 
 @dataclass

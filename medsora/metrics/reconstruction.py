@@ -55,8 +55,8 @@ class SSIM(PairedMetric):
 def load_lpips(alexnet_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """LPIPS (AlexNet) with the linear layers shipped in torchmetrics and the ImageNet AlexNet backbone
     read from a local torchvision file (``alexnet-owt-7be5be79.pth``); maps two N×3×H×W images in
-    [-1, 1] to N×1×1×1 distances (:func:`medsora.lpips_net.alexnet_lpips`)."""
-    from medsora.lpips_net import alexnet_lpips
+    [-1, 1] to N×1×1×1 distances (:func:`medsora.pretrained.lpips_net.alexnet_lpips`)."""
+    from medsora.pretrained.lpips_net import alexnet_lpips
 
     return alexnet_lpips(alexnet_path, "the LPIPS metric's AlexNet file").to(device)
 

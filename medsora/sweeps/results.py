@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-# Scalar tags written by the training modules (medsora/lit_module.py, medsora/callbacks.py).
+# Scalar tags written by the training modules (medsora/training/diffusion_module.py, medsora/training/callbacks.py).
 # Each column takes the first tag of its list that the log has.
 # ``loss`` includes the alignment term where OFRA is on; ``denoise`` is the diffusion loss alone,
 # the figure to compare variants that differ in OFRA.

@@ -157,7 +157,7 @@ def check_model(cfg) -> None:
         return
     import torch
 
-    from medsora.model_factory import build_backbone
+    from medsora.training.model_factory import build_backbone
 
     try:
         with torch.device("meta"):

@@ -6,14 +6,13 @@ Public API:
   ``.sample()``, ``.mode()`` over ``B×C×T×h×w``, ``T = 1 + (F-1)/4``, ``h = H/8``) and
   ``decode(z) -> video``; ``FreqCompVAE.from_config(cfg.vae)``; ``set_chunking``.
 * :func:`load_vae` — ``load_vae(ckpt_path) -> (vae in eval mode, scaling_factor)``.
-* :class:`VAEModule` — the LightningModule of ``stage: vae`` (imported lazily: it needs Lightning).
 * :class:`VAELoss`, :func:`focal_frequency_loss`, :func:`high_frequency_error`.
 """
 from medsora.vae.losses import VAELoss, focal_frequency_loss
 from medsora.vae.model import FreqCompVAE
 from medsora.vae.spectrum import high_frequency_error
 
-__all__ = ["FreqCompVAE", "VAELoss", "VAEModule", "focal_frequency_loss", "high_frequency_error", "load_vae"]
+__all__ = ["FreqCompVAE", "VAELoss", "focal_frequency_loss", "high_frequency_error", "load_vae"]
 
 
 def __getattr__(name: str):
@@ -21,8 +20,4 @@ def __getattr__(name: str):
         from medsora.vae.checkpoint import load_vae
 
         return load_vae
-    if name == "VAEModule":
-        from medsora.vae.lit_vae import VAEModule
-
-        return VAEModule
     raise AttributeError(f"module 'medsora.vae' has no attribute {name!r}")

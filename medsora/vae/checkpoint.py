@@ -5,8 +5,8 @@ import os
 
 from diffusers import AutoencoderKLCogVideoX
 
-from medsora.checkpointing import load_checkpoint
-from medsora.vae.lit_vae import CHECKPOINT_KEY
+from medsora.training.checkpointing import load_checkpoint
+from medsora.training.vae_module import CHECKPOINT_KEY
 from medsora.vae.model import FreqCompVAE
 
 __all__ = ["load_vae"]

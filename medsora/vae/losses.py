@@ -10,7 +10,7 @@ import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
-from medsora.frozen import Frozen
+from medsora.pretrained.frozen import Frozen
 from medsora.vae.lpips import LPIPS, load_lpips
 from medsora.vae.spectrum import fft_ready
 
@@ -56,7 +56,7 @@ class VAELoss(nn.Module):
     ``forward(recon, target: B×3×F×H×W, posterior) -> {"l1", "kl", ["ffl"], ["lpips"],
     ["temporal"], "loss"}``, every value a scalar tensor.
 
-    The LPIPS network is held by :class:`medsora.frozen.Frozen`: out of checkpoints,
+    The LPIPS network is held by :class:`medsora.pretrained.frozen.Frozen`: out of checkpoints,
     optimiser and DDP bookkeeping and EMA copies; it follows the inputs' device.
     """
 

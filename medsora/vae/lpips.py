@@ -1,6 +1,6 @@
 """LPIPS (AlexNet) perceptual loss whose weights come from a local file, never a download.
 
-The network is :func:`medsora.lpips_net.alexnet_lpips` (torchmetrics' LPIPS with the backbone
+The network is :func:`medsora.pretrained.lpips_net.alexnet_lpips` (torchmetrics' LPIPS with the backbone
 read from the torchvision AlexNet checkpoint): ``vae.lpips_weights`` or, when unset, the file
 torchvision leaves in the torch hub cache.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medsora.lpips_net import ALEXNET_FILE, alexnet_lpips
+from medsora.pretrained.lpips_net import ALEXNET_FILE, alexnet_lpips
 
 LPIPS_MODES = ("optional", "required", "off")
 

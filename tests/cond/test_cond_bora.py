@@ -5,10 +5,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from medsora.checkpointing import load_checkpoint
+from medsora.training.checkpointing import load_checkpoint
 from medsora.config import compose
 from medsora.fit import fit_stage
-from medsora.lit_module import DiffusionModule
+from medsora.training.diffusion_module import DiffusionModule
 
 TINY = [
     "model.depth=1", "model.hidden=32", "model.heads=4", "model.d_state=8", "model.headdim=8", "model.window=2",

@@ -6,7 +6,7 @@ import torch
 
 from medsora.config import compose
 from medsora.fit import fit_stage
-from medsora.lit_module import DiffusionModule
+from medsora.training.diffusion_module import DiffusionModule
 
 # Attention-only and v-prediction keep this fast: v-prediction makes the modality matter at
 # every noise level (at large t the target is ≈ −x0, which only the condition tells apart),

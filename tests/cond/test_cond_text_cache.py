@@ -11,8 +11,8 @@ from medsora.data.cache import (
     write_shard,
 )
 from medsora.fit import fit_stage
-from medsora.lit_module import DiffusionModule
-from medsora.loaders import build_loaders
+from medsora.training.diffusion_module import DiffusionModule
+from medsora.training.loaders import build_loaders
 
 TINY = [
     "model.depth=1", "model.hidden=32", "model.heads=4", "model.d_state=8", "model.headdim=8", "model.window=2",

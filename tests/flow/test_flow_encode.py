@@ -84,7 +84,7 @@ def test_a_folder_made_with_other_settings_is_refused(parts, tmp_path):
 def test_command_line_encodes_then_resumes(tmp_path):
     from medsora.encode import main
     from medsora.flow.raft_weights import file_sha256
-    from medsora.vae import VAEModule
+    from medsora.training.vae_module import VAEModule
 
     overrides = [*TINY, "vae.lpips='off'", "vae.scaling_factor=0.25", f"data.cache={tmp_path / 'cache'}"]
     module = VAEModule(compose(overrides=overrides))
@@ -133,7 +133,7 @@ def test_command_line_with_text_conditioning(tmp_path):
     """cond.text on the command line: caption features are written; without a T5 folder, a clear error."""
     from medsora.cond import save_tiny_t5
     from medsora.encode import main
-    from medsora.vae import VAEModule
+    from medsora.training.vae_module import VAEModule
 
     overrides = [*TINY, "vae.lpips='off'", "vae.scaling_factor=0.25", f"data.cache={tmp_path / 'cache'}", "cond=text"]
     module = VAEModule(compose(overrides=overrides))

@@ -6,7 +6,7 @@ import argparse
 import pytest
 import torch
 
-from medsora.checkpointing import AtomicCheckpointIO, load_checkpoint, resolve_ckpt
+from medsora.training.checkpointing import AtomicCheckpointIO, load_checkpoint, resolve_ckpt
 
 
 class Unpicklable:

@@ -5,9 +5,9 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from medsora.callbacks import EMA, NonFiniteLossError, NonFiniteLossGuard
+from medsora.training.callbacks import EMA, NonFiniteLossError, NonFiniteLossGuard
 from medsora.fit import fit_stage
-from medsora.lit_module import DiffusionModule
+from medsora.training.diffusion_module import DiffusionModule
 
 
 class Record(Callback):
@@ -62,7 +62,7 @@ def test_too_many_nonfinite_steps_stop_with_the_step(tiny_cfg):
 
 def test_ema_follows_diffusers_warmup_and_decay():
     """The average after updates w1, w2, w3 is the warm-up-weighted mix, then plain decay."""
-    from medsora.callbacks import EMA, ema_decay_at
+    from medsora.training.callbacks import EMA, ema_decay_at
 
     model = torch.nn.Linear(1, 1, bias=False)
     ema = EMA(decay=0.5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medsora.lit_module import DiffusionModule
+from medsora.training.diffusion_module import DiffusionModule
 from medsora.sample import main as sample_main
 
 

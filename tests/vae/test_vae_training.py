@@ -18,7 +18,7 @@ from medsora.config import compose
 from medsora.data.demo.assets import load_assets
 from medsora.data.demo.endoscopy import make_endoscopy
 from medsora.vae import load_vae
-from medsora.vae.lit_vae import VAEModule
+from medsora.training.vae_module import VAEModule
 from medsora.vae.losses import VAELoss
 from medsora.vae.model import FreqCompVAE
 

@@ -6,7 +6,7 @@ import logging
 import torch
 from torch.utils.data import DataLoader
 
-from medsora.data_order import ResumableSampler, SeededItems
+from medsora.training.data_order import ResumableSampler, SeededItems
 
 __all__ = ["build_loaders"]
 

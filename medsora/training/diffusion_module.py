@@ -1,5 +1,5 @@
 """The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW; sampling comes from
-:class:`medsora.sampling_mixin.SamplingMixin`.
+:class:`medsora.training.sampling_mixin.SamplingMixin`.
 
 Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), ``DiffusionObjective`` and
 ``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
@@ -8,7 +8,7 @@ encoder (``medsora.cond``) and the frozen VAE (``medsora.vae.load_vae``).
 Batches are either raw clips ``{"video": B×3×F×H×W, "caption", "modality"}`` (the VAE encodes
 them and the teacher makes flow targets on the fly) or encode-cache items ``{"latent_mean",
 "latent_std": B×C×T×h×w, "flow": B×T×h'×w'×D, ...}`` (``data.cache``). Every random draw of a
-step comes from :class:`medsora.batch_random.BatchRandom`, keyed by (seed, epoch, batch index),
+step comes from :class:`medsora.training.batch_random.BatchRandom`, keyed by (seed, epoch, batch index),
 so resumed and multi-process runs reproduce single uninterrupted runs.
 """
 from __future__ import annotations
@@ -22,14 +22,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from medsora.batch_random import BatchRandom, step_seed
-from medsora.callbacks import all_finite
-from medsora.checkpointing import load_checkpoint
+from medsora.training.batch_random import BatchRandom, step_seed
+from medsora.training.callbacks import all_finite
+from medsora.training.checkpointing import load_checkpoint
 from medsora.config import ConfigError
 from medsora.diffusion import DiffusionObjective
-from medsora.frozen import Frozen
-from medsora.sampling_mixin import SamplingMixin
-from medsora.schema import RunConfig
+from medsora.pretrained.frozen import Frozen
+from medsora.training.sampling_mixin import SamplingMixin
+from medsora.config.schema import RunConfig
 
 __all__ = ["DiffusionModule", "run_config", "LOSS_TERMS"]
 
@@ -50,7 +50,7 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
     """Latent video diffusion with the MedSora backbone and optical-flow alignment.
 
     Args:
-        cfg: a composed run config (``medsora.config.compose``) or its plain-dict form.
+        cfg: a composed run config (``medsora.config.loader``) or its plain-dict form.
         modalities: the data set's modality names (class list of the modality embedding when
             ``cond.modalities`` is empty).
         for_training: build the training-only parts (flow teacher, ``train.init_from``); off
@@ -71,7 +71,7 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         self.scaling_factor = self._scaling_factor(cfg, vae_factor)
 
         from medsora.cond import build_condition_encoder
-        from medsora.model_factory import build_backbone
+        from medsora.training.model_factory import build_backbone
 
         if cfg.align.enabled:
             from medsora.flow import AlignLoss

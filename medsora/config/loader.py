@@ -12,7 +12,7 @@ Command-line arguments are OmegaConf dotlist overrides (``data.size=128``); a ba
 group name swaps a component file (``model=medsora_b``) — it replaces the experiment's
 defaults entry for that group (the experiment's own keys still apply on top), ``experiment=NAME`` picks
 the experiment. Everything is merged into the typed dataclass schema
-:class:`medsora.schema.RunConfig`, one source at a time, so an unknown key, a wrong
+:class:`medsora.config.schema.RunConfig`, one source at a time, so an unknown key, a wrong
 type, a value outside its allowed choices or a missing required key fails at
 start-up with the full key path *and* the file (or "command line") it came from.
 """
@@ -27,7 +27,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from medsora.schema import GROUPS, RunConfig
+from medsora.config.schema import GROUPS, RunConfig
 
 __all__ = ["ConfigError", "config_dir", "compose", "parse_cli", "to_yaml", "list_configs"]
 
@@ -39,7 +39,7 @@ class ConfigError(ValueError):
 def config_dir() -> Path:
     """The configs folder: ``$MEDSORA_CONFIG_DIR`` or ``configs/`` beside the package."""
     env = os.environ.get("MEDSORA_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "configs"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
 
 
 def list_configs(group: str, root: Path | None = None) -> list[str]:

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from lightning.pytorch import Callback
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from medsora.batch_random import step_seed
+from medsora.training.batch_random import step_seed
 
 __all__ = ["ResumableSampler", "ResumeDataOrder", "SeededItems"]
 

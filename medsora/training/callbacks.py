@@ -1,7 +1,7 @@
 """Training callbacks: non-finite step guard, EMA, throughput and memory, data counters, sample videos.
 
 The learning rate is logged by Lightning's ``LearningRateMonitor`` (wired in
-``medsora.trainer_factory``). Lightning's ``ThroughputMonitor`` is not used: it reports no step
+``medsora.training.trainer_factory``). Lightning's ``ThroughputMonitor`` is not used: it reports no step
 time or memory, which the sweep tables read (``perf/step_time_s``, ``perf/peak_mem_mb``).
 """
 from __future__ import annotations
@@ -227,7 +227,7 @@ class SampleVideos(Callback):
             videos, labels = module.generate(self.num, seed=self.seed, steps=self.steps, return_labels=True)
         finally:
             module.train(was_training)
-        from medsora.video_io import tensorboard_video, write_videos
+        from medsora.data.video_io import tensorboard_video, write_videos
 
         out = Path(trainer.log_dir or trainer.default_root_dir) / "samples" / f"step_{step:07d}"
         write_videos(videos, out, fps=self.fps, labels=labels)

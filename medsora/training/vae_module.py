@@ -23,9 +23,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from medsora.batch_random import BatchRandom, step_seed
-from medsora.callbacks import all_finite
-from medsora.lit_module import run_config
+from medsora.training.batch_random import BatchRandom, step_seed
+from medsora.training.callbacks import all_finite
+from medsora.training.diffusion_module import run_config
 from medsora.vae.losses import VAELoss
 from medsora.vae.model import FreqCompVAE
 from medsora.vae.spectrum import high_frequency_error

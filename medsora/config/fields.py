@@ -8,7 +8,7 @@ from typing import Any
 def choice(default: Any, *choices: Any) -> Any:
     """A dataclass field whose value (or every item of a list value) must be one of ``choices``.
 
-    ``medsora.config.compose`` checks it and names the key and file on a bad value.
+    ``medsora.config.loader`` checks it and names the key and file on a bad value.
     """
     allowed = tuple(choices) if choices else (default,)
     if isinstance(default, list):

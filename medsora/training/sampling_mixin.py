@@ -1,6 +1,6 @@
 """Sampling of the diffusion LightningModule: conditions for CFG and ``generate`` (a mixin).
 
-Kept apart from :mod:`medsora.lit_module` (training wiring). It relies on the module's ``backbone``,
+Kept apart from :mod:`medsora.training.diffusion_module` (training wiring). It relies on the module's ``backbone``,
 ``cond_encoder``, ``in_channels``, ``latent_grid()``, ``scaling_factor``, ``can_decode``, ``_vae`` and
 ``cfg``; ``medsora.sample`` and the sweeps call ``generate``.
 """
@@ -16,7 +16,7 @@ __all__ = ["SamplingMixin"]
 
 
 class SamplingMixin:
-    """``condition_for`` and ``generate`` for :class:`medsora.lit_module.DiffusionModule`."""
+    """``condition_for`` and ``generate`` for :class:`medsora.training.diffusion_module.DiffusionModule`."""
 
     def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
                       prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None):

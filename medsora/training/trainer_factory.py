@@ -9,9 +9,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from medsora.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
-from medsora.checkpointing import AtomicCheckpointIO
-from medsora.data_order import ResumeDataOrder
+from medsora.training.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
+from medsora.training.checkpointing import AtomicCheckpointIO
+from medsora.training.data_order import ResumeDataOrder
 
 __all__ = ["build_trainer", "resolve_precision", "parse_devices", "batch_size_of"]
 
@@ -94,7 +94,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         enable_progress_bar=bool(t.enable_progress_bar),
         deterministic=bool(t.deterministic),
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # ResumableSampler shards by rank (see medsora.data_order)
+        use_distributed_sampler=False,  # ResumableSampler shards by rank (see medsora.training.data_order)
         logger=logger if logger is not None else False,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],

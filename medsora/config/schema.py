@@ -13,7 +13,7 @@ from medsora.cond.schema import CondConfig
 from medsora.data.schema import DataConfig
 from medsora.diffusion.schema import DiffusionConfig
 from medsora.flow.schema import AlignConfig
-from medsora.schema_fields import choice
+from medsora.config.fields import choice
 from medsora.vae.schema import VAEConfig
 
 
