@@ -9,7 +9,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["medsora", "medsora.*"]),
+    # configs/ (at the repository root) is installed as package data under medsora/configs, so a
+    # non-editable install ships the experiment/model/... files that medsora.config.config_dir() finds.
+    packages=[*find_packages(include=["medsora", "medsora.*"]), "medsora.configs"],
+    package_dir={"medsora.configs": "configs"},
+    package_data={"medsora.configs": ["*/*.yaml", "*/*/*.yaml"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.4,<2.15",
