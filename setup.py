@@ -39,7 +39,9 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # pytest-random-order: `pytest --random-order` shuffles the suite; off unless asked, so `pytest` keeps file order
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-random-order>=1.1", "nbclient>=0.10", "nbformat>=5.10",
+                "ipykernel>=6.29"],
         "kernels": ["mamba-ssm>=2.2", "causal-conv1d>=1.4"],
         "iqa": ["pyiqa>=0.1.13"],  # MUSIQ imaging quality in medsora.evaluate
     },

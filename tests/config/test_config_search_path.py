@@ -30,8 +30,10 @@ def user_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _clean_path(monkeypatch):
-    monkeypatch.delenv(PATH_ENV, raising=False)
-    monkeypatch.delenv("MEDSORA_CONFIG_DIR", raising=False)
+    """No search path from the environment, and whatever a test (``--config-dir``) sets is undone after it."""
+    for name in (PATH_ENV, "MEDSORA_CONFIG_DIR"):
+        monkeypatch.setenv(name, "")  # records the original state, restored at teardown
+        monkeypatch.delenv(name)
 
 
 def test_env_path_finds_user_files_that_extend_shipped_ones(user_dir, monkeypatch):
