@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from medsora.backbone.mamba_blocks import GatedFusion, LayerFactory
+from medsora.backbone.mamba_blocks import GatedFusion, LayerFactory, mamba_factory
 from medsora.backbone.subblock import SubBlock
-from medsora.ssm import grid_to_seq, seq_to_grid
+from medsora.ssm import grid_to_seq, order_for_depth, seq_to_grid
 
 __all__ = ["SliceSpiralMamba"]
 
@@ -33,6 +33,12 @@ class SliceSpiralMamba(SubBlock):
         self.scan_tw = make_layer()  # slices T×W (one per row)
         self.scan_th = make_layer()  # slices T×H (one per column)
         self.fusion = GatedFusion(hidden)
+
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "SliceSpiralMamba":
+        """As :meth:`SpatialMamba.from_config`: the order cycles with depth when ``cycle_orders``."""
+        order = order_for_depth(cfg.scan_order, layer_index) if cfg.cycle_orders else cfg.scan_order
+        return cls(cfg.hidden, mamba_factory(cfg), order)
 
     def _both_directions(self, layer, seq: torch.Tensor) -> torch.Tensor:
         return layer(seq) + layer(seq.flip(1)).flip(1)
