@@ -51,13 +51,28 @@ class ReferenceAlignLoss(nn.Module):
             (hidden states already projected to the teacher's width by learned projectors).
     """
 
-    def __init__(self, weight: float = 0.1, margin: float = 0.01, projector: str = "resize"):
+    def __init__(self, weight: float = 0.1, margin: float = 0.01, projector: str = "resize", layers: int = 1,
+                 per_layer_targets: bool = False):
         super().__init__()
         if projector not in ("resize", "mlp"):
             raise ValueError(f"align.projector={projector!r}: use 'resize' (the reference) or 'mlp'")
         self.weight, self.margin, self.projector = weight, margin, projector
+        self.layers, self.per_layer_targets = layers, per_layer_targets
 
-    def forward(self, hiddens: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], t: torch.Tensor) -> dict:
+    def forward(self, hiddens, targets, t: torch.Tensor) -> dict:
+        """As :meth:`layerwise`, for lists or for layer-concatenated tensors.
+
+        Tensors: the backbone's align output ``B×T×h×w×(L·D)`` is split into the ``L = layers``
+        aligned layers; the teacher's targets likewise when ``per_layer_targets`` (the encoder's
+        matching layers), else the one target (RAFT features, flow) serves every layer.
+        """
+        if torch.is_tensor(hiddens):
+            hiddens = list(hiddens.chunk(self.layers, dim=-1))
+        if torch.is_tensor(targets):
+            targets = list(targets.chunk(self.layers, dim=-1)) if self.per_layer_targets else [targets] * len(hiddens)
+        return self.layerwise(hiddens, targets, t)
+
+    def layerwise(self, hiddens: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], t: torch.Tensor) -> dict:
         """Alignment terms.
 
         Args:
