@@ -8,6 +8,7 @@ original for which some width does). Counts are taken on the meta device (nothin
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -31,7 +32,11 @@ def width_step(model_cfg) -> int:
 def _best_width(model_cfg, in_channels: int, depth: int, target: int, step: int) -> tuple[int, int]:
     """(hidden, params) with params nearest ``target`` at ``depth`` (params grow with width: bisection)."""
     lo, hi = 1, max(2, MAX_WIDTH_FACTOR * int(model_cfg.hidden) // step)
-    count = lambda k: count_parameters(model_cfg, in_channels, hidden=k * step, depth=depth)  # noqa: E731
+
+    @functools.lru_cache(maxsize=None)
+    def count(k: int) -> int:
+        return count_parameters(model_cfg, in_channels, hidden=k * step, depth=depth)
+
     while lo < hi:
         mid = (lo + hi) // 2
         if count(mid) < target:

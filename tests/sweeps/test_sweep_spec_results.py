@@ -152,19 +152,26 @@ def test_finished_variants_are_skipped_on_rerun(tmp_path, monkeypatch):
     assert (out / "results.md").is_file() and (out / "loss_curves.png").is_file()
 
 
-@pytest.mark.parametrize("name", ["demo", "backbone_blocks", "scan_orders", "components"])
+@pytest.mark.parametrize("name", ["demo", "backbone_blocks", "scan_orders", "components", "paper_ablations",
+                                  "paper_ablations_demo"])
 def test_shipped_sweeps_validate(name, monkeypatch):
     """Every shipped sweep's variants compose against the real configs (real-data ones given a folder)."""
     monkeypatch.delenv("MEDSORA_CONFIG_DIR")
     from medsora.config import config_dir
 
     spec = load_sweep(config_dir() / "sweep" / f"{name}.yaml")
-    extra = [] if name == "demo" else ["data.root=/data/videos", "vae.pretrained=/models/vae"]
+    extra = [] if name.endswith("demo") else ["data.root=/data/videos", "vae.pretrained=/models/vae",
+                                              "align.teacher.encoder=/models/dino"]
     configs = validate(spec, extra)
     assert len(configs) == len(spec.variants) >= 4
     assert spec.prepare_vae in ("vae_demo", "vae_medsora")
     if name == "backbone_blocks":
         assert list(configs["full_attn"].model.blocks) == ["full_attn"]
+    if name.startswith("paper_ablations"):  # parameter-matched to medsora within ±5 %
+        from medsora.backbone.cost import count_parameters
+
+        sizes = {n: count_parameters(c.model, c.vae.latent_channels) for n, c in configs.items()}
+        assert all(abs(v - sizes["medsora"]) <= 0.05 * sizes["medsora"] for v in sizes.values()), sizes
     if name == "components":
         assert {(c.align.enabled, c.vae.freq_comp) for c in configs.values()} == {
             (True, True), (True, False), (False, True), (False, False)}
