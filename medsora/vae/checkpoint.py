@@ -58,15 +58,10 @@ def vae_from_meta(meta: dict) -> FreqCompVAE:
     ``vae:`` config section); used by :func:`load_vae` and by the exported ``vae/`` folder
     (:class:`medsora.export.components.MedSoraVAE`), so both build the same model.
     """
-    v = meta["vae"]
-    return FreqCompVAE(
-        AutoencoderKLCogVideoX.from_config(meta["base_config"]),
-        freq_comp=v["freq_comp"],
-        freq_kind=v["freq_kind"],
-        freq_hidden=v["freq_hidden"],
-        freq_dropout=v["freq_dropout"],
-        norm=v["norm"],
-        chunk_frames=v["chunk_frames"],
-        tile_size=v["tile_size"],
-        tile_overlap=v["tile_overlap"],
-    )
+    from omegaconf import OmegaConf
+
+    from medsora.vae.schema import VAEConfig
+
+    # the whole recorded section: settings resolved from others (norm: auto reads vae.pretrained) resolve alike
+    settings = OmegaConf.merge(OmegaConf.structured(VAEConfig), meta["vae"])
+    return FreqCompVAE(AutoencoderKLCogVideoX.from_config(meta["base_config"]), settings)
