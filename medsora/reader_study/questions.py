@@ -81,6 +81,9 @@ def _question(raw: Any, where: str) -> Question:
     values: dict[str, Any] = {"id": qid, "kind": kind, "text": raw["text"].strip(), "required": required}
     if kind == "choice":
         options = raw.get("options")
+        if isinstance(options, list) and any(isinstance(o, bool) for o in options):
+            raise QuestionError(f"{where}.options: YAML reads yes/no/on/off/true/false as booleans; quote them "
+                                "(options: ['yes', 'no'])")
         if (not isinstance(options, list) or len(options) < 2 or len(set(map(str, options))) != len(options)
                 or not all(isinstance(o, str) and o.strip() for o in options)):
             raise QuestionError(f"{where}.options: a list of at least two distinct strings")
