@@ -24,7 +24,7 @@ Choices where MedSora's reference and DiT differ, and why:
 from __future__ import annotations
 
 import functools
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -33,7 +33,8 @@ from torch.utils.checkpoint import checkpoint
 from medsora.backbone.embeddings import PatchEmbed, TimestepEmbedder, sincos_grid
 from medsora.backbone.heads import AlignProjector, FinalLayer, unpatchify
 from medsora.backbone.layers import MedSoraLayer, build_layer, is_mamba_layer
-from medsora.backbone.schema import BLOCK_TYPES
+from medsora.backbone.schema import BLOCK_TYPES, ModelConfig
+from medsora.config.fields import section
 
 __all__ = ["MedSoraDiT", "MedSoraLayer"]
 
@@ -46,93 +47,69 @@ def _positions(dim: int, t: int, h: int, w: int) -> torch.Tensor:
 class MedSoraDiT(nn.Module):
     """Diffusion backbone over latent videos; the block pattern is configuration.
 
+    Built from the whole ``model:`` section, as DiT builds from its ``args``: every setting
+    (pattern, width, Mamba and attention options, ``learn_sigma`` ...) is a field of
+    :class:`medsora.backbone.schema.ModelConfig`, read by the module that uses it (this class,
+    or a sub-block's ``from_config``). A new backbone option is a schema field plus that code.
+
     Args:
-        in_channels: latent channels C.
-        blocks: the sub-block kinds of one layer (see ``medsora.backbone.schema.BLOCK_TYPES``).
-        depth: number of layers.
-        hidden, heads, patch, mlp_ratio: width, attention heads, spatial patch size,
-            and the ratio of the optional per-layer MLP (0 = none, as in MedSora).
-        d_state, headdim, expand, mamba, scan_impl: Mamba layer settings.
-        scan_order, cycle_orders: spatial scan order, cycling through its family with depth.
-        bidirectional, temporal_bidirectional, joint_frames: see ``ModelConfig``.
-        window, window_frames: local attention tile side and frame reach.
-        learn_sigma: output 2C channels.
-        grad_checkpointing: recompute each layer in backward (activation memory ~1 layer).
+        in_channels: latent channels C (``vae.latent_channels``).
+        config: the ``model:`` settings — a ``ModelConfig``, the ``model`` section of a composed
+            run config, or ``None`` for the schema defaults.
         context_dim: width of the cross-attention tokens (default ``hidden``).
         align_dim: output width of the alignment projector (None = no projector).
         align_depth, align_tap: the projector reads the grid after sub-block
             ``align_tap`` of layer ``align_depth`` (1-based).
-        projector_hidden: the projector MLP's width.
+        **overrides: ``ModelConfig`` fields replacing those of ``config``
+            (``MedSoraDiT(4, depth=3, hidden=32)``); an unknown name is a ``TypeError``.
     """
 
     def __init__(
         self,
         in_channels: int,
-        blocks: Sequence[str] = ("local_attn", "spatial_mamba", "temporal_mamba"),
-        depth: int = 2,
-        hidden: int = 64,
-        heads: int = 4,
-        patch: int = 2,
-        mlp_ratio: float = 0.0,
-        d_state: int = 16,
-        headdim: int = 16,
-        expand: int = 2,
-        mamba: str = "mamba2",
-        scan_order: str = "spiral",
-        cycle_orders: bool = True,
-        bidirectional: bool = True,
-        temporal_bidirectional: bool = False,
-        joint_frames: bool = False,
-        window: int = 8,
-        window_frames: int = 0,
-        learn_sigma: bool = False,
-        grad_checkpointing: bool = False,
-        scan_impl: str = "auto",
+        config: Optional[ModelConfig] = None,
+        *,
         context_dim: Optional[int] = None,
         align_dim: Optional[int] = None,
         align_depth: Optional[int] = None,
         align_tap: str = "spatial_mamba",
-        projector_hidden: int = 2048,
+        **overrides,
     ):
         super().__init__()
-        blocks = list(blocks)
+        cfg = section(ModelConfig, config, overrides)
+        blocks = list(cfg.blocks)
         unknown = [b for b in blocks if b not in BLOCK_TYPES]
         if not blocks or unknown:
             raise ValueError(f"model.blocks={blocks} must be a non-empty list of {list(BLOCK_TYPES)}")
-        if depth < 1:
-            raise ValueError(f"model.depth must be >= 1, got {depth}")
+        if cfg.depth < 1:
+            raise ValueError(f"model.depth must be >= 1, got {cfg.depth}")
+        if cfg.hidden % 4:
+            raise ValueError(f"model.hidden must be a multiple of 4 (2-D sin-cos positions), got {cfg.hidden}")
+        self.config = cfg
         self.in_channels = in_channels
-        self.out_channels = 2 * in_channels if learn_sigma else in_channels
-        self.learn_sigma = learn_sigma
-        self.hidden = hidden
-        self.patch = patch
+        self.out_channels = 2 * in_channels if cfg.learn_sigma else in_channels
+        self.learn_sigma = cfg.learn_sigma
+        self.hidden = cfg.hidden
+        self.patch = cfg.patch
         self.pattern: Tuple[str, ...] = tuple(blocks)
-        self.grad_checkpointing = grad_checkpointing
-        self.context_dim = context_dim or hidden
+        self.grad_checkpointing = cfg.grad_checkpointing
+        self.context_dim = context_dim or cfg.hidden
 
-        if hidden % 4:
-            raise ValueError(f"model.hidden must be a multiple of 4 (2-D sin-cos positions), got {hidden}")
-        self.patch_embed = PatchEmbed(in_channels, hidden, patch)
-        self.t_embedder = TimestepEmbedder(hidden)
-        settings = dict(
-            hidden=hidden, heads=heads, mlp_ratio=mlp_ratio, d_state=d_state, headdim=headdim, expand=expand,
-            mamba=mamba, scan_order=scan_order, cycle_orders=cycle_orders, bidirectional=bidirectional,
-            temporal_bidirectional=temporal_bidirectional, joint_frames=joint_frames, window=window,
-            window_frames=window_frames, scan_impl=scan_impl, context_dim=self.context_dim,
-        )
-        self.layers = nn.ModuleList(build_layer(self.pattern, i, **settings) for i in range(depth))
-        self.final_layer = FinalLayer(hidden, patch, self.out_channels)
+        self.patch_embed = PatchEmbed(in_channels, cfg.hidden, cfg.patch)
+        self.t_embedder = TimestepEmbedder(cfg.hidden)
+        self.layers = nn.ModuleList(build_layer(cfg, i, self.context_dim) for i in range(cfg.depth))
+        self.final_layer = FinalLayer(cfg.hidden, cfg.patch, self.out_channels)
 
         self.projector = None
         self.align_depth, self.align_tap_index = None, None
         if align_dim is not None:
             self.align_depth = 1 if align_depth is None else align_depth
-            if not 1 <= self.align_depth <= depth:
-                raise ValueError(f"align.depth={self.align_depth} must be within 1..model.depth={depth}")
+            if not 1 <= self.align_depth <= cfg.depth:
+                raise ValueError(f"align.depth={self.align_depth} must be within 1..model.depth={cfg.depth}")
             if align_tap not in self.pattern:
                 raise ValueError(f"align.tap={align_tap!r} is not in model.blocks={list(self.pattern)}; pick one of them")
             self.align_tap_index = self.pattern.index(align_tap)
-            self.projector = AlignProjector(hidden, projector_hidden, align_dim)
+            self.projector = AlignProjector(cfg.hidden, cfg.projector_hidden, align_dim)
         self.initialize_weights()
 
     @classmethod
@@ -150,19 +127,9 @@ class MedSoraDiT(nn.Module):
 
         ``align_hidden`` overrides ``model.projector_hidden`` (the projector's width).
         """
-        return cls(
-            in_channels=in_channels,
-            blocks=list(model_cfg.blocks), depth=model_cfg.depth, hidden=model_cfg.hidden, heads=model_cfg.heads,
-            patch=model_cfg.patch, mlp_ratio=model_cfg.mlp_ratio, d_state=model_cfg.d_state,
-            headdim=model_cfg.headdim, expand=model_cfg.expand, mamba=model_cfg.mamba,
-            scan_order=model_cfg.scan_order, cycle_orders=model_cfg.cycle_orders,
-            bidirectional=model_cfg.bidirectional, temporal_bidirectional=model_cfg.temporal_bidirectional,
-            joint_frames=model_cfg.joint_frames, window=model_cfg.window, window_frames=model_cfg.window_frames,
-            learn_sigma=model_cfg.learn_sigma, grad_checkpointing=model_cfg.grad_checkpointing,
-            scan_impl=model_cfg.scan_impl, context_dim=context_dim, align_dim=align_dim,
-            align_depth=align_depth, align_tap=align_tap,
-            projector_hidden=align_hidden if align_hidden is not None else model_cfg.projector_hidden,
-        )
+        overrides = {} if align_hidden is None else {"projector_hidden": align_hidden}
+        return cls(in_channels, model_cfg, context_dim=context_dim, align_dim=align_dim, align_depth=align_depth,
+                   align_tap=align_tap, **overrides)
 
     # ------------------------------------------------------------------ init
     def initialize_weights(self) -> None:
