@@ -9,7 +9,8 @@ For every reader and for all answers pooled, overall and per modality:
   difference and a Mann–Whitney p-value;
 * **agreement** between readers on ``origin``, over the clips every reader answered: Cohen's κ for
   two readers, Fleiss' κ for more;
-* the **mean of the readers' accuracies** with a t interval across readers (for two or more).
+* the **mean of the readers' accuracies** with a t interval across readers (for two or more);
+* the median time from a clip being shown to its answer.
 
 The pooled interval treats every answer as independent; answers of one reader, or to one clip,
 are correlated, so it is narrower than a study-level interval: the reader-mean interval is the
@@ -45,6 +46,8 @@ def _summary(rows: list[dict], scales: list[str], level: float) -> dict:
         "generated_judged_real": proportion(sum(r["answers"][ORIGIN] == "real" for r in by_truth["generated"]),
                                             len(by_truth["generated"]), level),
         "scores": {},
+        "median_seconds": (float(np.median([r["seconds"] for r in rows if r["seconds"] is not None]))
+                           if any(r["seconds"] is not None for r in rows) else None),
     }
     for q in scales:
         values = {o: [r["answers"][q] for r in rows if r["origin"] == o and q in r["answers"]]
@@ -124,13 +127,14 @@ def _fmt_mean(s: Optional[dict]) -> str:
 
 def _block_md(block: dict, scales: list[str]) -> list[str]:
     head = "| reader | answers | accuracy | real called real | generated called real |" + \
-        "".join(f" {q}: real | {q}: generated |" for q in scales)
-    lines = [head, "|" + "---|" * (5 + 2 * len(scales))]
+        "".join(f" {q}: real | {q}: generated |" for q in scales) + " median s/clip |"
+    lines = [head, "|" + "---|" * (6 + 2 * len(scales))]
     for name, s in [(POOLED, block[POOLED])] + sorted(block["readers"].items()):
         cells = [f"**{name}**" if name == POOLED else name, str(s["answers"]), _fmt_p(s["accuracy"]),
                  _fmt_p(s["real_judged_real"]), _fmt_p(s["generated_judged_real"])]
         for q in scales:
             cells += [_fmt_mean(s["scores"][q]["real"]), _fmt_mean(s["scores"][q]["generated"])]
+        cells.append("–" if s["median_seconds"] is None else f"{s['median_seconds']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     if block["reader_mean_accuracy"]:
         rm = block["reader_mean_accuracy"]
@@ -193,7 +197,7 @@ def _plot(report: dict, path: Path) -> None:
             ax.bar(x + (j - 0.5) * width, means, width, yerr=errs, capsize=3, color=colour, label=origin)
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel(f"{q} (mean)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -102,6 +102,7 @@ def test_results_match_the_answers_given(fresh_study):
     assert set(report["modalities"]) == {"endoscopy", "ultrasound"}
     assert report["modalities"]["endoscopy"]["pooled"]["accuracy"]["n"] == 24
     assert block["reader_mean_accuracy"]["n"] == 3
+    assert block["pooled"]["median_seconds"] == 3.0
 
 
 def test_per_reader_intervals_cover_simulated_readers(fresh_study):
