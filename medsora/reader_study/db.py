@@ -72,16 +72,17 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         raise StudyError(f"{path}: no such study database (make one with python -m medsora.reader_study create)")
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        # read before switching to WAL, so that another program's SQLite file is left as it was
+        row = None if create else conn.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise StudyError(f"{path}: not a reader-study database ({err})") from None
     if not create:
-        try:
-            row = conn.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as err:
-            conn.close()
-            raise StudyError(f"{path}: not a reader-study database ({err})") from None
         if row is None or int(row["value"]) > SCHEMA_VERSION:
             conn.close()
             raise StudyError(f"{path}: study schema {row and row['value']} is not supported by this MedSora "

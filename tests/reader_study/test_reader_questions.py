@@ -42,3 +42,4 @@ def test_validate_answers():
     answers, errors = validate_answers(qs, {"origin": "fake", "realism": "0", "note": "x" * 2001})
     assert answers == {} and set(errors) == {"origin", "realism", "note"}
     assert set(validate_answers(qs, {})[1]) == {"origin", "realism"}
+

@@ -129,3 +129,15 @@ def test_results_cli_writes_json_markdown_plot(fresh_study, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
     assert main(["results", str(tmp_path / "missing.db"), "--out", str(tmp_path / "x")]) == 2
     assert "no such study database" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_study_is_named(tmp_path, capsys):
+    junk = tmp_path / "junk.db"
+    junk.write_text("hello")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    for path in (junk, other, tmp_path / "missing.db"):
+        assert main(["results", str(path), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {path}: ") and "\n" not in err
+    assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # left as it was
