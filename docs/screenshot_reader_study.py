@@ -37,7 +37,7 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     db = tmp / "study.db"
     subprocess.run([sys.executable, "-m", "medsora.reader_study", "create", "--real", args.real, "--fake", args.fake,
-                    "--out", str(db), "--n", "8", "--per-modality", "--size", "256", "--no-progress",
+                    "--out", str(db), "--n", "8", "--size", "256", "--no-progress",
                     "--title", "Endoscopy reader study"], check=True, env=env, cwd=REPO)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

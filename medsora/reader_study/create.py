@@ -130,7 +130,12 @@ def create_study(spec: StudySpec, progress: bool = True) -> CreateReport:
     spec.check()
     began = time.perf_counter()
     report = CreateReport()
-    clips = list_clips(spec.real, "real") + list_clips(spec.fake, "generated")
+    real, fake = list_clips(spec.real, "real"), list_clips(spec.fake, "generated")
+    shared = sorted({c.path.resolve() for c in real} & {c.path.resolve() for c in fake})
+    if shared:
+        raise ValueError(f"--real and --fake share {len(shared)} clip(s) (e.g. {shared[0]}); a clip cannot be both "
+                         "real and generated: point them at separate folders")
+    clips = real + fake
     usable = _probe(clips, spec.frames, report, progress)
     strata = _strata(spec, usable, report)
     per = _quota(spec, strata)

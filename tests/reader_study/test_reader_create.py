@@ -1,6 +1,7 @@
 """Study creation: balance, seeding, uniform browser-playable clips, bad clips reported, bad options refused."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -97,6 +98,9 @@ def test_bad_options_are_refused_naming_them(spec_maker, tmp_path, study_templat
         create_study(spec_maker(tmp_path / "a.db", n=20), progress=False)
     with pytest.raises(ValueError, match="multiple of 4"):
         create_study(spec_maker(tmp_path / "a.db", n=10, per_modality=True), progress=False)
+    spec = spec_maker(tmp_path / "a.db")
+    with pytest.raises(ValueError, match="--real and --fake share 9 clip"):
+        create_study(dataclasses.replace(spec, fake=spec.real), progress=False)
     with pytest.raises(ValueError, match="already exists"):
         create_study(spec_maker(study_template), progress=False)
     assert not (tmp_path / "a.db").exists()
