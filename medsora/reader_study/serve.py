@@ -1,6 +1,7 @@
 """``serve``: one server per study database, run by uvicorn.
 
-A second ``serve`` of the same database is refused: the first holds an exclusive ``flock`` on
+The clips are written once per start to ``STUDY.db.clips/<token>.mp4`` (removed on exit) and
+served from there. A second ``serve`` of the same database is refused: the first holds an exclusive ``flock`` on
 ``STUDY.db.serve-lock`` for its lifetime. The kernel drops the lock when that process ends in any
 way (Ctrl-C, crash, ``kill -9``), so there is never a stale lock to clean up. (Two servers would
 each be safe for the data — every answer is its own transaction — but two addresses for one study
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
 from pathlib import Path
 
 from medsora.reader_study.db import ReaderStore, StudyError, connect
@@ -69,8 +69,11 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     address = f"http://{host}:{port}"
     with ServeLock(db, address):
         store = ReaderStore(db)
-        clips = Path(tempfile.mkdtemp(prefix="medsora-study-clips-"))
+        # beside the database, not in /tmp: a server killed with -9 cannot clean up, and the next serve
+        # (holding the lock) replaces what it left
+        clips = Path(str(db) + ".clips")
         try:
+            shutil.rmtree(clips, ignore_errors=True)
             store.export_videos(clips)
             conn = connect(db)
             readers = conn.execute("SELECT COUNT(*) FROM readers").fetchone()[0]

@@ -116,8 +116,12 @@ def test_kill_9_loses_no_answer_and_the_study_resumes(fresh_study, server_factor
         _answer(page, number, given)  # each acknowledged: the browser moved on to the next clip
     server.kill9()
     assert _answers(fresh_study) == given
+    left = Path(str(fresh_study) + ".clips")
+    assert left.is_dir()  # what the killed server could not clean up …
     restarted = server_factory(fresh_study)  # the kernel freed the serve lock with the killed process
     page.goto(restarted.url + "/next")
     page.wait_for_selector("text=Clip 4 of 16")
     _answer(page, 4, given)
     assert _answers(fresh_study) == given
+    restarted.stop()
+    assert not left.exists()  # … the next server replaced and, stopping, removed
