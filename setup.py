@@ -13,7 +13,7 @@ setup(
     # non-editable install ships the experiment/model/... files that medsora.config.config_dir() finds.
     packages=[*find_packages(include=["medsora", "medsora.*"]), "medsora.configs"],
     package_dir={"medsora.configs": "configs"},
-    package_data={"medsora.configs": ["*/*.yaml", "*/*/*.yaml"]},
+    package_data={"medsora.configs": ["*/*.yaml", "*/*/*.yaml"], "medsora.reader_study": ["templates/*.html"]},
     include_package_data=True,
     # Floors are what the code needs, not what happened to be installed: torch.nn.utils.get_total_norm
     # (2.6), lightning's EMAWeightAveraging (2.6). The diffusers range is the one the CogVideoX VAE hooks
@@ -42,11 +42,16 @@ setup(
         "matplotlib>=3.8",
         "pillow>=10",
         "tqdm>=4.66",
+        "fastapi>=0.110",  # medsora.reader_study: the reader's web page
+        "uvicorn>=0.29",
+        "jinja2>=3.1",
+        "python-multipart>=0.0.9",
     ],
     extras_require={
+        # httpx (Starlette's TestClient) and playwright (drives the system's Chromium): reader-study tests;
         # pytest-random-order: `pytest --random-order` shuffles the suite; off unless asked, so `pytest` keeps file order
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-random-order>=1.1", "nbclient>=0.10", "nbformat>=5.10",
-                "ipykernel>=6.29"],
+                "ipykernel>=6.29", "httpx>=0.27", "playwright>=1.44"],
         "kernels": ["mamba-ssm>=2.2", "causal-conv1d>=1.4"],
         "iqa": ["pyiqa>=0.1.13"],  # MUSIQ imaging quality in medsora.evaluate
     },

@@ -96,6 +96,7 @@ class LocalAttention(_SelfAttention):
 
     @classmethod
     def from_config(cls, cfg, layer_index: int, context_dim: int) -> "LocalAttention":
+        """``model.local_attn: tile`` (``raster1d`` is :class:`~medsora.backbone.raster_attention.RasterWindowAttention`)."""
         return cls(cfg.hidden, cfg.heads, cfg.window, cfg.window_frames)
 
     def mix(self, h, context, context_mask):

@@ -24,7 +24,7 @@ Choices where MedSora's reference and DiT differ, and why:
 from __future__ import annotations
 
 import functools
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -60,6 +60,10 @@ class MedSoraDiT(nn.Module):
         align_dim: output width of the alignment projector (None = no projector).
         align_depth, align_tap: the projector reads the grid after sub-block
             ``align_tap`` of layer ``align_depth`` (1-based).
+        align_layers: several layers to tap (1-based; overrides ``align_depth``): the align output is
+            the per-layer features concatenated along the last axis (MedSora's reference taps every layer).
+        align_projector: ``mlp`` (a learned projector per tapped layer) or ``resize`` (none: the raw
+            hidden states, for the reference's resized-teacher loss).
         **overrides: ``ModelConfig`` fields replacing those of ``config``
             (``MedSoraDiT(4, depth=3, hidden=32)``); an unknown name is a ``TypeError``.
     """
@@ -73,6 +77,8 @@ class MedSoraDiT(nn.Module):
         align_dim: Optional[int] = None,
         align_depth: Optional[int] = None,
         align_tap: str = "spatial_mamba",
+        align_layers: Optional[Sequence[int]] = None,
+        align_projector: str = "mlp",
         **overrides,
     ):
         super().__init__()
@@ -101,15 +107,23 @@ class MedSoraDiT(nn.Module):
         self.final_layer = FinalLayer(cfg.hidden, cfg.patch, self.out_channels)
 
         self.projector = None
-        self.align_depth, self.align_tap_index = None, None
-        if align_dim is not None:
-            self.align_depth = 1 if align_depth is None else align_depth
-            if not 1 <= self.align_depth <= cfg.depth:
-                raise ValueError(f"align.depth={self.align_depth} must be within 1..model.depth={cfg.depth}")
+        self.align_layers: Tuple[int, ...] = ()
+        self.align_tap_index = None
+        if align_dim is not None or align_projector == "resize":
+            layers = tuple(align_layers) if align_layers else (1 if align_depth is None else align_depth,)
+            bad = [v for v in layers if not 1 <= v <= cfg.depth]
+            if bad:
+                raise ValueError(f"align.layers/align.depth {list(layers)}: layers {bad} are not within "
+                                 f"1..model.depth={cfg.depth}; e.g. align.layers=[{','.join(map(str, range(1, cfg.depth + 1)))}]")
             if align_tap not in self.pattern:
                 raise ValueError(f"align.tap={align_tap!r} is not in model.blocks={list(self.pattern)}; pick one of them")
+            self.align_layers = layers
             self.align_tap_index = self.pattern.index(align_tap)
-            self.projector = AlignProjector(cfg.hidden, cfg.projector_hidden, align_dim)
+            if align_projector == "mlp":  # one learned projector per aligned layer (a single one keeps its old name)
+                make = lambda: AlignProjector(cfg.hidden, cfg.projector_hidden, align_dim)  # noqa: E731
+                self.projector = make() if len(layers) == 1 else nn.ModuleList(make() for _ in layers)
+            elif align_projector != "resize":
+                raise ValueError(f"align.projector={align_projector!r}: use 'mlp' or 'resize'")
         self.initialize_weights()
 
     @classmethod
@@ -122,6 +136,8 @@ class MedSoraDiT(nn.Module):
         align_tap: str = "spatial_mamba",
         context_dim: Optional[int] = None,
         align_hidden: Optional[int] = None,
+        align_layers: Optional[Sequence[int]] = None,
+        align_projector: str = "mlp",
     ) -> "MedSoraDiT":
         """Build from the ``model:`` config section (``ModelConfig``).
 
@@ -129,7 +145,7 @@ class MedSoraDiT(nn.Module):
         """
         overrides = {} if align_hidden is None else {"projector_hidden": align_hidden}
         return cls(in_channels, model_cfg, context_dim=context_dim, align_dim=align_dim, align_depth=align_depth,
-                   align_tap=align_tap, **overrides)
+                   align_tap=align_tap, align_layers=align_layers, align_projector=align_projector, **overrides)
 
     # ------------------------------------------------------------------ init
     def initialize_weights(self) -> None:
@@ -216,21 +232,30 @@ class MedSoraDiT(nn.Module):
         if context is not None and "cross_attn" not in self.pattern:
             raise ValueError("forward() got context tokens but model.blocks has no cross_attn; add cross_attn "
                              "to model.blocks or do not pass context")
-        if return_align and self.projector is None:
-            raise ValueError("return_align=True needs an alignment projector: build with align_dim= (align.enabled)")
+        if return_align and not self.align_layers:
+            raise ValueError("return_align=True needs alignment taps: build with align_dim= (align.enabled)")
 
-        tapped = None
+        tapped = []
         for i, layer in enumerate(self.layers):
-            tap = self.align_tap_index if (return_align and i + 1 == self.align_depth) else None
+            tap = self.align_tap_index if (return_align and i + 1 in self.align_layers) else None
             if self.grad_checkpointing and torch.is_grad_enabled():
                 tokens, hit = checkpoint(layer, tokens, c, context, context_mask, tap, use_reentrant=False)
             else:
                 tokens, hit = layer(tokens, c, context, context_mask, tap)
-            tapped = hit if hit is not None else tapped
+            if hit is not None:
+                tapped.append(hit)
         out = unpatchify(self.final_layer(tokens, c), self.patch, self.out_channels)
         if return_align:
-            return out, self.projector(tapped)
+            return out, self._project(tapped)
         return out
+
+    def _project(self, tapped: List[torch.Tensor]) -> torch.Tensor:
+        """Per-layer projections (or raw states without a projector), concatenated along features."""
+        if self.projector is None:
+            return torch.cat(tapped, dim=-1)
+        if isinstance(self.projector, nn.ModuleList):
+            return torch.cat([proj(h) for proj, h in zip(self.projector, tapped)], dim=-1)
+        return self.projector(tapped[0])
 
     @staticmethod
     def _timesteps(t: torch.Tensor, batch: int, device) -> torch.Tensor:

@@ -40,6 +40,15 @@ _FULL_PASS = 1 << 30  # frame-batch size that makes diffusers' loops a single ca
 ARCH_KEYS = ("latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups")
 
 
+def resolved_norm(settings) -> str:
+    """``vae.norm`` with ``auto`` resolved: a pretrained base keeps its clip-wide GroupNorm statistics
+    (changing them inside a frozen pretrained network would feed it statistics it never saw); a VAE
+    trained from scratch takes per-frame statistics (strictly causal, chunked == full)."""
+    if settings.norm != "auto":
+        return settings.norm
+    return "clip" if settings.pretrained else "frame"
+
+
 class FreqCompVAE(nn.Module):
     """Causal video VAE with frequency compensation.
 
@@ -58,7 +67,8 @@ class FreqCompVAE(nn.Module):
             compensation branches; False = the plain base model), ``freq_kind`` (``"haar"`` or
             ``"fft"`` high-frequency extraction of the 2-D branches), ``freq_hidden`` (their
             hidden channels), ``freq_dropout`` (dropout of the 3-D branches), ``norm``
-            (``"frame"``: causal, chunk-exact; ``"clip"``: diffusers' GroupNorm) and
+            (``"frame"``: causal, chunk-exact; ``"clip"``: diffusers' GroupNorm; ``"auto"``: clip
+            for a pretrained base, else frame — :func:`resolved_norm`) and
             ``chunk_frames``, ``tile_size``, ``tile_overlap`` (see :meth:`set_chunking`).
         **overrides: ``VAEConfig`` fields replacing those of ``config`` (``FreqCompVAE(base, freq_comp=False)``).
     """
@@ -73,11 +83,11 @@ class FreqCompVAE(nn.Module):
                 f"block_out_channels={list(cfg.block_out_channels)}, "
                 f"temporal_compression_ratio={cfg.temporal_compression_ratio}: set vae.block_out_channels to 4 values"
             )
-        make_causal(base, settings.norm)
+        self.norm = resolved_norm(settings)
+        make_causal(base, self.norm)
         self.config = settings
         self.base = base
         self.freq_comp = settings.freq_comp
-        self.norm = settings.norm
         if settings.freq_comp:
             mid = cfg.block_out_channels[-1]
             self.encoder_branch = FrequencyBranch2D(mid, settings.freq_hidden, settings.freq_kind)

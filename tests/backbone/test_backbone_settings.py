@@ -19,6 +19,11 @@ def test_every_model_setting_is_read_by_the_model(recording_config):
     cfg, reads = recording_config(ModelConfig(blocks=list(BLOCK_TYPES), mlp_ratio=2.0, **SMALL))
     model = MedSoraDiT(4, cfg, align_dim=8, context_dim=16)
     assert model.config is cfg
+    # the reference forms read their own settings (window_reach; the slice geometry)
+    ref_cfg, ref_reads = recording_config(ModelConfig(blocks=list(BLOCK_TYPES), local_attn="raster1d",
+                                                      scan_geometry="reference", **SMALL))
+    MedSoraDiT(4, ref_cfg)
+    reads = reads | ref_reads
     unread = {f.name for f in dataclasses.fields(ModelConfig)} - NOT_BUILT - reads
     assert not unread, f"ModelConfig fields no code reads when building the model: {sorted(unread)}"
 
@@ -58,3 +63,15 @@ def test_keywords_override_the_section():
 def test_unknown_setting_is_refused_naming_it():
     with pytest.raises(TypeError, match="dpth"):
         MedSoraDiT(4, dpth=3)
+
+
+def test_reference_forms_are_built_from_their_settings():
+    from medsora.backbone.raster_attention import RasterWindowAttention
+    from medsora.backbone.slice_mamba import SliceSpiralMamba
+
+    model = MedSoraDiT(4, ModelConfig(**SMALL), local_attn="raster1d", window_reach=2, scan_geometry="reference")
+    attn, spatial = model.layers[0].blocks[0], model.layers[0].blocks[1]
+    assert isinstance(attn, RasterWindowAttention) and (attn.window, attn.reach) == (4, 2)
+    assert isinstance(spatial, SliceSpiralMamba)
+    out = model(torch.randn(1, 4, 3, 8, 8), torch.tensor([5]))
+    assert out.shape == (1, 4, 3, 8, 8)
