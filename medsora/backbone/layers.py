@@ -24,7 +24,8 @@ def _mamba_factory(hidden: int, mamba: str, d_state: int, headdim: int, expand: 
         return functools.partial(Mamba2Layer, hidden, d_state=d_state, headdim=headdim, expand=expand,
                                  scan_impl=scan_impl)
     if mamba == "mamba1":
-        return functools.partial(Mamba1Layer, hidden, d_state=d_state, expand=expand, scan_impl=scan_impl)
+        return functools.partial(Mamba1Layer, hidden, d_state=d_state, expand=expand, rmsnorm=True,
+                                 scan_impl=scan_impl)
     raise ValueError(f"model.mamba={mamba!r} must be 'mamba2' or 'mamba1'")
 
 
