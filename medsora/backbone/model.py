@@ -58,6 +58,7 @@ class MedSoraDiT(nn.Module):
         window, window_frames: local attention tile side and frame reach.
         learn_sigma: output 2C channels.
         grad_checkpointing: recompute each layer in backward (activation memory ~1 layer).
+        checkpoint_blocks: sub-block kinds recomputed in backward (each keeps only its input).
         context_dim: width of the cross-attention tokens (default ``hidden``).
         align_dim: output width of the alignment projector (None = no projector).
         align_depth, align_tap: the projector reads the grid after sub-block
@@ -93,6 +94,7 @@ class MedSoraDiT(nn.Module):
         align_depth: Optional[int] = None,
         align_tap: str = "spatial_mamba",
         projector_hidden: int = 2048,
+        checkpoint_blocks: Sequence[str] = (),
     ):
         super().__init__()
         blocks = list(blocks)
@@ -122,6 +124,13 @@ class MedSoraDiT(nn.Module):
         )
         self.layers = nn.ModuleList(build_layer(self.pattern, i, **settings) for i in range(depth))
         self.final_layer = FinalLayer(hidden, patch, self.out_channels)
+        unknown = sorted(set(checkpoint_blocks) - set(self.block_types()))
+        if unknown:
+            raise ValueError(f"model.checkpoint_blocks={list(checkpoint_blocks)}: {unknown} not in this model's "
+                             f"sub-blocks {list(self.block_types())}")
+        for layer in self.layers:
+            for block in layer.blocks:
+                block.checkpointed = block.kind in checkpoint_blocks
 
         self.projector = None
         self.align_depth, self.align_tap_index = None, None
@@ -162,6 +171,7 @@ class MedSoraDiT(nn.Module):
             scan_impl=model_cfg.scan_impl, context_dim=context_dim, align_dim=align_dim,
             align_depth=align_depth, align_tap=align_tap,
             projector_hidden=align_hidden if align_hidden is not None else model_cfg.projector_hidden,
+            checkpoint_blocks=tuple(getattr(model_cfg, "checkpoint_blocks", ())),
         )
 
     # ------------------------------------------------------------------ init

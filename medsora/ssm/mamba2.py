@@ -1,9 +1,12 @@
 """Mamba-2 layer (scalar A per head, SSD scan): ``mamba_ssm.Mamba2``'s interface without its fused paths."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from medsora.ssm.conv import CausalDepthwiseConv1d, next_conv_state
 from medsora.ssm.dispatch import check_scan_impl, get_scan, resolve_scan_impl
@@ -24,14 +27,16 @@ class Mamba2Layer(nn.Module):
     every chunk size gives the same result) and parameter names, so its state dicts load strictly.
     ``use_mem_eff_path`` and ``sequence_parallel`` select fused kernels / sharding there and change
     nothing here; ``process_group`` (tensor parallelism) is refused by name. ``scan_impl`` (keyword):
-    ``auto | torch | cuda | ref`` (:mod:`medsora.ssm.dispatch`).
+    ``auto | torch | cuda | ref`` (:mod:`medsora.ssm.dispatch`). ``recompute`` (keyword, default on):
+    the conv + SiLU and the skip + gated norm are recomputed in backward instead of saved (elementwise
+    work; about 11 of the ~28 layer-widths of activation memory per token a layer saved without it).
     """
 
     def __init__(self, d_model, d_state=128, d_conv=4, conv_init=None, expand=2, headdim=64, d_ssm=None, ngroups=1,
                  A_init_range=(1, 16), D_has_hdim=False, rmsnorm=True, norm_before_gate=False, dt_min=0.001,
                  dt_max=0.1, dt_init_floor=1e-4, dt_limit=(0.0, float("inf")), bias=False, conv_bias=True,
                  chunk_size=64, use_mem_eff_path=True, layer_idx=None, process_group=None, sequence_parallel=True,
-                 device=None, dtype=None, *, scan_impl: str = "auto", norm_eps: float = 1e-5):
+                 device=None, dtype=None, *, scan_impl: str = "auto", norm_eps: float = 1e-5, recompute: bool = True):
         super().__init__()
         if process_group is not None:
             raise ValueError("Mamba2Layer: process_group (tensor parallelism) is not supported; shard with "
@@ -52,6 +57,7 @@ class Mamba2Layer(nn.Module):
         self.dt_limit = (float(dt_limit[0]), float(dt_limit[1]))
         self.chunk_size, self.use_mem_eff_path, self.layer_idx, self.scan_impl = (
             chunk_size, use_mem_eff_path, layer_idx, scan_impl)
+        self.recompute = recompute
         conv_dim = d_ssm + 2 * ngroups * d_state
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=bias, **fk)
         self.conv1d = CausalDepthwiseConv1d(conv_dim, d_conv, bias=conv_bias, **fk)
@@ -77,8 +83,9 @@ class Mamba2Layer(nn.Module):
         return self.D.view(self.nheads, self.headdim) if self.D_has_hdim else self.D
 
     def _out(self, y, z, z0, x0):
-        """Gated norm (or nothing: the scan gated already), the MLP channels, out_proj. y, z: …×d_ssm."""
-        if self.rmsnorm:
+        """Gated norm (unless ``z`` is None: normalised already, or the scan gated), the MLP channels,
+        out_proj. y, z: …×d_ssm."""
+        if self.rmsnorm and z is not None:
             y = self.norm(y, z)
         if z0.shape[-1] > 0:
             y = torch.cat([F.silu(z0) * x0, y], dim=-1)
@@ -109,25 +116,44 @@ class Mamba2Layer(nn.Module):
         path = resolve_scan_impl("ssd", self.scan_impl, u.device)
         xbc_t = xbc.transpose(1, 2)
         conv_in = conv_state if (conv_state is not None and inference_params.seqlen_offset > 0) else None
-        xbc = self.conv1d(xbc_t, use_kernel=path == "cuda", state=conv_in, seq_idx=seq_idx).transpose(1, 2)
+        recompute = self.recompute and torch.is_grad_enabled()
+        conv = functools.partial(self.conv1d, use_kernel=path == "cuda", state=conv_in, seq_idx=seq_idx)
+        # Recomputed in backward (a depthwise conv and a SiLU): only its input, a view of the saved
+        # in_proj output, is kept, instead of the padded input, the conv output and the SiLU output.
+        xbc = (checkpoint(conv, xbc_t, use_reentrant=False) if recompute else conv(xbc_t)).transpose(1, 2)
         if conv_state is not None:  # after the conv read it
             conv_state.copy_(next_conv_state(conv_in, xbc_t, self.d_conv))
         xs, B, C = xbc.split([self.d_ssm, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
+        # Contiguous here so that the scan saves this very tensor and the skip below shares it;
+        xs = xs.reshape(b, l, self.nheads, self.headdim).contiguous()
         scan = get_scan("ssd", self.scan_impl, u.device)
-        shape = (b, l, self.nheads, self.headdim)
         kw = {"dt_limit": self.dt_limit} if self.dt_limit != (0.0, float("inf")) else {}
         if seq_idx is not None:
             kw["seq_idx"] = seq_idx
-        y = scan(xs.reshape(shape), dt, -torch.exp(self.A_log.float()), B.reshape(b, l, self.ngroups, self.d_state),
-                 C.reshape(b, l, self.ngroups, self.d_state), self.chunk_size, self._D(),
-                 None if self.rmsnorm else z.reshape(shape), self.dt_bias,
+        fuse_tail = self.rmsnorm and recompute
+        # B and C too (small copies): a saved view of them would keep the whole conv output alive.
+        B = B.reshape(b, l, self.ngroups, self.d_state).contiguous()
+        C = C.reshape(b, l, self.ngroups, self.d_state).contiguous()
+        y = scan(xs, dt, -torch.exp(self.A_log.float()), B, C, self.chunk_size, None if fuse_tail else self._D(),
+                 None if self.rmsnorm else z.reshape(b, l, self.nheads, self.headdim), self.dt_bias,
                  ssm_state.float() if conv_in is not None else None, dt_softplus=True,
                  return_final_states=ssm_state is not None, **kw)
         if ssm_state is not None:
             y, last = y
             ssm_state.copy_(last)
+        if fuse_tail:
+            # Skip D·x and the gated norm recomputed in backward from tensors saved anyway (the scan's
+            # output and input, z): the layer-wide sum y + D·x is not kept.
+            y = checkpoint(self._skip_norm, y, xs, z, use_reentrant=False)
+            z = None
         out = self._out(y.reshape(b, l, self.d_ssm), z, z0, x0)
         return out.reshape(b * l, -1) if flat else out
+
+    def _skip_norm(self, y, xs, z):
+        b, l = y.shape[:2]
+        D = self._D().float()
+        y = y.float() + xs.float() * (D[:, None] if D.dim() == 1 else D)
+        return self.norm(y.reshape(b, l, self.d_ssm), z)
 
     # ------------------------------------------------------------------------------------ recurrent
     def allocate_inference_cache(self, batch_size, max_seqlen=None, dtype=None, **kwargs):
