@@ -91,11 +91,21 @@ def test_fit_config_dir_option(user_dir, capsys):
     assert os.environ[PATH_ENV].split(os.pathsep)[0] == str(user_dir.resolve())  # handed to the runs it starts
 
 
+def _can_build_wheels() -> bool:
+    """pip can build a wheel without the network: setuptools >= 70.1 has bdist_wheel, older ones need ``wheel``."""
+    import setuptools
+
+    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
+    return version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None,
                     reason="needs setuptools in this environment to build the package without network")
 def test_non_editable_install_ships_the_configs(tmp_path, user_dir):
-    """``pip install`` (not ``-e``) of a copy of the project: the shipped configs come with the package
-    and a user's experiment beside it names them."""
+    """A non-editable install of a copy of the project: the shipped configs come with the package and a
+    user's experiment beside it names them. ``pip install --target`` where this environment can build a
+    wheel offline, else setuptools' ``build_py`` (the step of an install that lays out packages and
+    package data) into the same kind of folder."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("setup.py", "README.md"):
@@ -103,8 +113,13 @@ def test_non_editable_install_ships_the_configs(tmp_path, user_dir):
     for name in ("medsora", "configs"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--target", str(target), str(src)], check=True, cwd=tmp_path, capture_output=True)
+    if _can_build_wheels():
+        cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet", "--target",
+               str(target), str(src)]
+    else:
+        cmd = [sys.executable, "setup.py", "--quiet", "build_py", "--build-lib", str(target)]
+    built = subprocess.run(cmd, cwd=src, capture_output=True, text=True)
+    assert built.returncode == 0, f"{' '.join(cmd)} failed:\n{built.stderr[-3000:]}"
     shutil.rmtree(src)  # nothing may come from the source tree any more
     env = {k: v for k, v in os.environ.items() if k not in (PATH_ENV, "MEDSORA_CONFIG_DIR")}
     env["PYTHONPATH"] = str(target)
