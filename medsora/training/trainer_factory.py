@@ -113,7 +113,9 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         check_val_every_n_epoch=None if validate_by_steps else 1,
         limit_val_batches=t.limit_val_batches,
         accumulate_grad_batches=int(t.accumulate_grad_batches),
-        gradient_clip_val=float(t.gradient_clip_val) or None,
+        # under FSDP the module clips with FSDP's own sharded norm (MedSoraModule.configure_gradient_clipping):
+        # Lightning's FSDP precision plugin refuses norm clipping
+        gradient_clip_val=None if t.strategy == "fsdp" else (float(t.gradient_clip_val) or None),
         enable_progress_bar=bool(t.enable_progress_bar),
         deterministic=bool(t.deterministic),
         num_sanity_val_steps=0,
