@@ -78,10 +78,17 @@ def _as_overrides(items: Any, where: str) -> list[str]:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Parse a sweep file and expand it into variants (not yet validated)."""
+    """Parse a sweep file (a path, or the name of ``sweep/<name>.yaml`` on the config search path)
+    and expand it into variants (not yet validated)."""
     path = Path(path)
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
+        from medsora.config.loader import search_path
+
+        path = next((d / "sweep" / f"{path}.yaml" for d in search_path() if (d / "sweep" / f"{path}.yaml").is_file()),
+                    path)
     if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
+        raise ConfigError(f"sweep file not found: {path} (give a file, or the name of a sweep/<name>.yaml on the "
+                          "config search path: --config-dir / $MEDSORA_CONFIG_PATH / the shipped configs)")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with 'base' and 'variants'/'grid'")
