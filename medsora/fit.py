@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,8 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from medsora.training.checkpointing import resolve_ckpt
-from medsora.config import ConfigError, compose, to_yaml
+from medsora.cli import run_cli
+from medsora.config import compose, to_yaml
 
 __all__ = ["StageResult", "fit_stage", "run_demo", "main"]
 
@@ -292,8 +292,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    raise SystemExit(run_cli(main, "medsora.fit"))
