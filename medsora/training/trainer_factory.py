@@ -19,6 +19,8 @@ __all__ = ["build_trainer", "resolve_precision", "parse_devices", "batch_size_of
 # that), and DiffusionModule.training_step returns None on purpose to skip a non-finite step.
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended")
 warnings.filterwarnings("ignore", message=".*`training_step` returned `None`")
+# A moved run folder resumes where it now lives (medsora.training.checkpointing): expected, not a problem.
+warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
 
 def parse_devices(devices: str):
