@@ -88,8 +88,11 @@ def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Opt
         fp["vae"] = {"ckpt_sha256": vae_sha256}
     if teacher_identity is None:
         t = cfg.align.teacher
+        from medsora.flow.layers import align_layers, per_layer_teacher
+
         teacher_identity = identity_of(cfg.align.target, t.arch, t.weights, t.seed, t.iters, t.min_size,
-                                       cfg.align.flow_cells, t.encoder, t.encoder_size)
+                                       cfg.align.flow_cells, t.encoder, t.encoder_size,
+                                       align_layers(cfg.align) if per_layer_teacher(cfg.align) else ())
         if teacher_identity["weights"].startswith("missing:"):
             del teacher_identity["weights"]
     fp["align"] = {**teacher_identity, "patch": cfg.model.patch}

@@ -79,9 +79,9 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         from medsora.training.model_factory import build_backbone
 
         if cfg.align.enabled:
-            from medsora.flow import AlignLoss
+            from medsora.flow.layers import build_align_loss
 
-            self.align_loss = AlignLoss.from_config(cfg.align)
+            self.align_loss = build_align_loss(cfg.align)
         else:
             self.align_loss = None
         self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
