@@ -94,11 +94,8 @@ class RunConfig:
         if c.stage in ("diffusion", "demo") and c.align.enabled:
             if c.align.tap not in list(c.model.blocks):
                 yield "align.tap", f"is not in model.blocks = {list(c.model.blocks)}: pick one of them"
-            layers = list(c.align.layers) if "layers" in c.align else []
-            if not layers and c.align.depth > c.model.depth:
+            if not list(c.align.get("layers", [])) and c.align.depth > c.model.depth:  # align.layers: checked by the backbone
                 yield "align.depth", f"is deeper than model.depth = {c.model.depth}"
-            if any(not 1 <= layer <= c.model.depth for layer in layers):
-                yield "align.layers", f"must lie within 1..model.depth = {c.model.depth}"
         if c.stage in ("diffusion", "demo") and (c.data.size // 8) % c.model.patch:
             yield "model.patch", (f"must divide the latent side data.size/8 = {c.data.size // 8}")
 
