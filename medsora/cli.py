@@ -33,7 +33,7 @@ def user_error_types() -> tuple[type, ...]:
     from medsora.data.sources.formats import UnreadableVideo
     from medsora.data.table import DataError
     from medsora.training.callbacks import NonFiniteLossError
-    from medsora.training.checkpointing import CheckpointError
+    from medsora.pretrained.checkpoint_file import CheckpointError
 
     types: list[type] = [ValueError, OSError, yaml.YAMLError, UnreadableVideo, DataError, CheckpointError,
                          NonFiniteLossError]

@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from medsora.pretrained.checkpoint_file import CheckpointError, atomic_torch_save, load_checkpoint, verify_checkpoint
 
 __all__ = ["AtomicCheckpointIO", "CheckpointError", "RunCheckpoint", "atomic_torch_save", "verify_checkpoint",
            "load_checkpoint", "checkpoint_step", "find_last_checkpoint", "resolve_ckpt", "remove_stale_temporaries"]
@@ -39,33 +39,6 @@ log = logging.getLogger("medsora.checkpoint")
 _TMP_GLOB = ".*.ckpt.*.tmp"  # what atomic_torch_save names its temporary files
 _STEP = re.compile(r"step=(\d+)")
 _VERSION = re.compile(r"version_(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used; the message names the file and the cause."""
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the target folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -82,55 +55,6 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         log.warning("removed %d unfinished checkpoint write(s) left by an interrupted run: %s", len(removed),
                     ", ".join(str(p) for p in removed[:3]))
     return removed
-
-
-def verify_checkpoint(path: str | os.PathLike) -> Path:
-    """Check that ``path`` is a complete, undamaged ``torch.save`` archive (every member's CRC-32).
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: empty, truncated, not a torch zip archive, or a member fails its checksum.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes): its write never finished (a killed process or a "
-                              "full disk); use an earlier checkpoint")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except zipfile.BadZipFile as err:
-        raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint ({size} bytes, {err}); "
-                              "use an earlier checkpoint") from None
-    except (OSError, EOFError, ValueError, RuntimeError) as err:  # zlib/struct errors of a damaged directory
-        raise CheckpointError(f"{path}: damaged ({type(err).__name__}: {err}); use an earlier checkpoint") from None
-    if bad is not None:
-        raise CheckpointError(f"{path}: corrupt: '{bad}' fails its CRC-32 check (bytes changed on disk or in a "
-                              "copy); use an earlier checkpoint")
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True) -> dict:
-    """Load a MedSora checkpoint with ``weights_only=True`` (no code is unpickled), checked first.
-
-    Raises:
-        FileNotFoundError: naming the path.
-        CheckpointError: damaged (see :func:`verify_checkpoint`), or the file holds objects that are
-            not plain tensors/containers (not a MedSora checkpoint).
-    """
-    path = verify_checkpoint(path) if verify else Path(path).expanduser()
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError subclasses and RuntimeError here
-        first = (str(err).strip().splitlines() or [""])[0]
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise CheckpointError(
-                f"{path}: not a MedSora checkpoint: it holds Python objects that weights_only=True refuses "
-                f"({first[:160]}); MedSora checkpoints hold only tensors and plain values"
-            ) from err
-        raise CheckpointError(f"{path}: cannot be read ({type(err).__name__}: {first[:200]})") from err
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
