@@ -54,6 +54,9 @@ class ModelConfig:
     window_reach: int = bounded(1, 0, 4096)  # raster1d: neighbouring windows visible on each side
     learn_sigma: bool = False  # output 2C channels: the noise and the interpolation of the variance
     grad_checkpointing: bool = False
+    # Sub-block kinds recomputed in backward instead of keeping their activations (each keeps only its
+    # input): [spatial_mamba] halves MedSora's activation memory for ~15 % more step time.
+    checkpoint_blocks: List[str] = choice([], *BLOCK_TYPES, "mlp")
     scan_impl: str = choice("auto", "auto", "torch", "cuda", "ref")
     projector_hidden: int = bounded(2048, 1, 65536)  # width of the alignment projector MLP (REPA uses 2048)
 
