@@ -38,6 +38,15 @@ def test_the_checkpoint_records_the_vae_and_refuses_another(tiny_diffusion_ckpt,
     assert forced.scaling_factor == record["scaling_factor"]
 
 
+def test_resuming_with_another_vae_is_refused(tiny_diffusion_ckpt, retrained_vae):
+    """Lightning calls on_load_checkpoint with the checkpoint being resumed: the module built with the new
+    vae.ckpt (another fingerprint) refuses it."""
+    module = DiffusionModule.from_checkpoint(str(tiny_diffusion_ckpt), overrides={"vae": {"ckpt": str(retrained_vae)}},
+                                             force_vae=True)
+    with pytest.raises(VAEMismatchError, match="is not the VAE the resumed checkpoint was trained with"):
+        module.on_load_checkpoint(torch.load(tiny_diffusion_ckpt, weights_only=True))
+
+
 def test_sampling_needs_no_encode_cache(tiny_cfg, cache_dir, tiny_vae_ckpt, tmp_path):
     cache = shutil.copytree(cache_dir, tmp_path / "cache")
     run = fit_stage(tiny_cfg("trainer.max_steps=1", f"data.cache={cache}"))
