@@ -55,4 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.sweep"))

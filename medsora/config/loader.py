@@ -34,7 +34,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from medsora.config.fields import field_problem
 from medsora.config.schema import GROUPS, RunConfig
+from medsora.config.yaml_io import YAMLInputError, load_yaml_text, read_yaml_file, yaml_error_line
 
 __all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "compose",
            "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
@@ -116,9 +118,9 @@ def list_configs(group: str, root: Path | None = None) -> list[str]:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        data = read_yaml_file(path)  # bounded: refuses alias bombs and oversized files
+    except YAMLInputError as err:
+        raise ConfigError(str(err)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -249,16 +251,32 @@ def parse_cli(args: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
 _YAML_BOOLS = {"False": "off", "True": "on"}
 
 
-def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
+def _source(origin: dict[str, str], key: str) -> str:
+    """Where ``key`` (or the nearest section or list holding it) was set."""
+    while key:
+        if key in origin:
+            return origin[key]
+        key = key.rpartition(".")[0]
+    return "defaults"
+
+
+def _check_values(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
+    """Every field's own constraints (choices, bounds, paths that must exist), then each section's
+    ``checks`` rules between fields; the first problem fails naming the key and its source."""
     for field in dataclasses.fields(schema):
         key = f"{prefix}.{field.name}" if prefix else field.name
         value = cfg[field.name]
         sub = field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if dataclasses.is_dataclass(sub):
-            _check_choices(value, type(sub), key, origin)
+            _check_values(value, type(sub), key, origin)
             continue
+        if OmegaConf.is_missing(cfg, field.name) or value is None:
+            continue
+        problem = field_problem(value, field.metadata)
+        if problem:
+            raise ConfigError(f"{_source(origin, key)}: '{key}' = {value!r} {problem}")
         choices = field.metadata.get("choices")
-        if choices is None or OmegaConf.is_missing(cfg, field.name) or value is None:
+        if choices is None:
             continue
         if isinstance(value, str) and value in _YAML_BOOLS and value not in choices and _YAML_BOOLS[value] in choices:
             # YAML 1.1 reads a bare off/no (on/yes) as a boolean, which a str field stores as 'False' ('True'):
@@ -270,6 +288,36 @@ def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str,
             if item not in choices:
                 source = origin.get(key, "defaults")
                 raise ConfigError(f"{source}: '{key}' = {item!r} is not one of {list(choices)}")
+    rules = getattr(schema, "checks", None)
+    for name, problem in (rules(cfg) if rules else ()):
+        key = f"{prefix}.{name}" if prefix else name
+        value = OmegaConf.select(cfg, name)
+        shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        raise ConfigError(f"{_source(origin, key)}: '{key}' = {shown!r} {problem}")
+
+
+def _interpolated(node: Any, prefix: str = "") -> Iterable[tuple[Any, Any, str]]:
+    """(parent, name, dotted key) of every ``${...}`` value under ``node``."""
+    names = range(len(node)) if OmegaConf.is_list(node) else list(node.keys()) if OmegaConf.is_dict(node) else ()
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if OmegaConf.is_interpolation(node, name):
+            yield node, name, key
+            continue
+        child = node._get_node(name)
+        if OmegaConf.is_config(child):
+            yield from _interpolated(child, key)
+
+
+def _resolve(cfg: DictConfig, origin: dict[str, str]) -> None:
+    """Resolve every ``${...}`` (``${oc.env:VAR}``, references) now, each value checked against its type."""
+    for parent, name, key in list(_interpolated(cfg)):
+        try:
+            parent[name]
+        except OmegaConfBaseException as err:
+            msg = " ".join(str(err).split("\n")[0].split())
+            raise ConfigError(f"{_source(origin, key)}: '{key}' cannot be resolved: {msg}") from None
+    OmegaConf.resolve(cfg)
 
 
 def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: Path | None = None) -> DictConfig:
@@ -297,18 +345,25 @@ def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: 
         for item in dotlist:
             key, value = item.split("=", 1)
             try:
+                load_yaml_text(value, f"command line ({key})")  # bounded, one-line errors
                 tree = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+            except YAMLInputError as err:
+                raise ConfigError(str(err)) from None
+            except yaml.YAMLError as err:
+                raise ConfigError(f"command line: cannot parse '{item}': {yaml_error_line(err)}") from None
             except OmegaConfBaseException as err:
-                raise ConfigError(f"command line: cannot parse '{item}': {err}") from None
+                msg = " ".join(str(err).split("\n")[0].split())
+                raise ConfigError(f"command line: cannot parse '{item}': {msg}") from None
             comp.merge(tree, f"command line ({key})")
     cfg = comp.cfg
+    _resolve(cfg, comp.origin)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(
             "required keys are not set: " + ", ".join(missing)
             + " — set them in the experiment file or on the command line (key=value)"
         )
-    _check_choices(cfg, RunConfig, "", comp.origin)
+    _check_values(cfg, RunConfig, "", comp.origin)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

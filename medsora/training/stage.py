@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from medsora.training.checkpointing import resolve_ckpt
+from medsora.training.checkpointing import remove_stale_temporaries, resolve_ckpt
 
 __all__ = ["StageResult", "fit_stage", "run_logger", "stage_summary"]
 
@@ -58,6 +58,38 @@ def run_logger(cfg, ckpt: Optional[Path]) -> TensorBoardLogger:
     return logger
 
 
+def _is_first_process() -> bool:
+    """Rank 0 (or a single process): the one that may tidy the run folder."""
+    return all(int(os.environ.get(var, "0")) == 0 for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _resume_callbacks(cfg, ckpt: Optional[Path]) -> list:
+    """Refuse a resume whose settings changed outside the policy; apply a changed learning rate."""
+    if ckpt is None:
+        return []
+    from omegaconf import OmegaConf
+
+    from medsora.training.checkpointing import load_checkpoint
+    from medsora.training.resume_policy import ResumeLearningRate, check_resume
+
+    saved = (load_checkpoint(ckpt).get("hyper_parameters") or {}).get("cfg")
+    if not isinstance(saved, dict):
+        return []
+    changed = check_resume(ckpt, saved, OmegaConf.to_container(cfg, resolve=True))
+    lr_key = "vae.lr" if cfg.stage == "vae" else "train.lr"
+    return [ResumeLearningRate(changed[lr_key][1])] if lr_key in changed else []
+
+
+def _remove_failed_start(log_dir: Path, fresh_folder: bool, trainer) -> None:
+    """A start that failed before its first step leaves no empty ``version_N`` folder behind."""
+    import shutil
+
+    steps = trainer.global_step if trainer is not None else 0
+    if fresh_folder and steps == 0 and _is_first_process() and log_dir.is_dir() \
+            and not any(log_dir.glob("checkpoints/*.ckpt")):
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
 def _module(cfg, modalities):
     if cfg.stage == "vae":
         from medsora.training.vae_module import VAEModule
@@ -83,15 +115,25 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
 
     began = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    ckpt = resolve_ckpt(cfg.ckpt, Path(cfg.out_dir) / cfg.name)
+    run_root = Path(cfg.out_dir) / cfg.name
+    if _is_first_process():
+        remove_stale_temporaries(run_root)  # a kill -9 during a checkpoint write leaves one
+    ckpt = resolve_ckpt(cfg.ckpt, run_root)
+    callbacks = [*callbacks, *_resume_callbacks(cfg, ckpt)]
     logger = run_logger(cfg, ckpt)
-    train, val, dm = build_loaders(cfg)
-    module = module if module is not None else _module(cfg, getattr(dm, "modalities", None))
-    diffusion = cfg.stage == "diffusion"
-    trainer = build_trainer(cfg, logger, datamodule=dm, tokens_fn=module.tokens_in if diffusion else None,
-                            sample_videos=diffusion and getattr(module, "can_decode", False),
-                            extra_callbacks=callbacks)
-    trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    fresh_folder = not Path(logger.log_dir).exists()
+    trainer = None
+    try:
+        train, val, dm = build_loaders(cfg)
+        module = module if module is not None else _module(cfg, getattr(dm, "modalities", None))
+        diffusion = cfg.stage == "diffusion"
+        trainer = build_trainer(cfg, logger, datamodule=dm, tokens_fn=module.tokens_in if diffusion else None,
+                                sample_videos=diffusion and getattr(module, "can_decode", False),
+                                extra_callbacks=callbacks)
+        trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    except BaseException:
+        _remove_failed_start(Path(logger.log_dir), fresh_folder, trainer)
+        raise
     last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
     samples = None
     for cb in trainer.callbacks:
