@@ -18,6 +18,14 @@ def _deterministic_cpu():
     yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _deterministic_module_fixtures():
+    """Module-scoped fixtures are set up before the per-test seed above: start them from a fixed RNG state
+    too, so that the models they build do not depend on which tests ran before (``--random-order``)."""
+    torch.manual_seed(0)
+    yield
+
+
 # Variables that change what the code under test does: the suite runs as if none were set, so that a
 # developer's shell (a config search path, a weights folder, a torchrun rank) cannot change its outcome.
 _BEHAVIOUR_ENV = ("MEDSORA_CONFIG_PATH", "MEDSORA_CONFIG_DIR", "MEDSORA_LOG_VERSIONS", "MEDSORA_WEIGHTS",
