@@ -33,6 +33,9 @@ from machine_info import append_results, describe_machine
 PATTERNS = {
     "medsora": dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_ratio=0.0),
     "full_attn": dict(blocks=["full_attn"], mlp_ratio=4.0),
+    # the MedSora pattern with its spatial sub-block recomputed in backward (model.checkpoint_blocks)
+    "medsora_ckpt": dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_ratio=0.0,
+                         checkpoint_blocks=["spatial_mamba"]),
 }
 GRIDS = "5x8x8,5x16x16,9x16x16,9x20x20,9x24x24,13x24x24,17x24x24,17x32x32"
 QUICK_GRIDS = "3x4x4,3x8x8,5x8x8"
@@ -245,8 +248,8 @@ def main(argv=None) -> None:
     full_p = next((r["params"] for r in results["full_attn"].values() if "params" in r), 0)
     lines = [
         f"| grid T×h×w | tokens | MedSora s | full_attn s | time ratio full/MedSora | MedSora act. MiB | "
-        f"full_attn act. MiB | MedSora peak MiB | full_attn peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"full_attn act. MiB | MedSora peak MiB | full_attn peak MiB | MedSora+ckpt s | MedSora+ckpt act. MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for grid in grids:
         med, full = results["medsora"][grid], results["full_attn"][grid]
@@ -255,7 +258,9 @@ def main(argv=None) -> None:
         lines.append(
             f"| {grid} | {tokens} | {cell(med, 'median', '{:.3f}')} | {cell(full, 'median', '{:.3f}')} | {ratio} | "
             f"{cell(med, 'activation_mib', '{:.0f}')} | {cell(full, 'activation_mib', '{:.0f}')} | "
-            f"{cell(med, 'peak_mib', '{:.0f}')} | {cell(full, 'peak_mib', '{:.0f}')} |"
+            f"{cell(med, 'peak_mib', '{:.0f}')} | {cell(full, 'peak_mib', '{:.0f}')} | "
+            f"{cell(results['medsora_ckpt'][grid], 'median', '{:.3f}')} | "
+            f"{cell(results['medsora_ckpt'][grid], 'activation_mib', '{:.0f}')} |"
         )
     notes = sorted({f"{p} {g}: {r['error']}" for p in PATTERNS for g, r in results[p].items() if "error" in r})
 
@@ -284,6 +289,11 @@ def main(argv=None) -> None:
         summary.append(f"- at the largest size measured for both ({n} tokens): full_attn/MedSora time "
                        f"{times['full_attn'][n] / times['medsora'][n]:.2f}×, activation memory "
                        f"{acts['full_attn'][n] / acts['medsora'][n]:.2f}×")
+    for n in common:
+        if n in times["medsora_ckpt"]:
+            summary.append(f"- {n} tokens: activation memory ÷ full attention's: MedSora {acts['medsora'][n] / acts['full_attn'][n]:.2f}×, "
+                           f"MedSora+ckpt {acts['medsora_ckpt'][n] / acts['full_attn'][n]:.2f}×; MedSora+ckpt time ÷ MedSora's "
+                           f"{times['medsora_ckpt'][n] / times['medsora'][n]:.2f}×")
     goal_med = slopes["medsora"] <= 1.2
     goal_full = slopes["full_attn"] >= 1.7
     summary.append(f"- goals: MedSora slope ≤ 1.2: {'met' if goal_med else 'NOT met'} ({slopes['medsora']:.2f}); "
@@ -298,7 +308,8 @@ def main(argv=None) -> None:
         f"Setup: hidden {args.hidden}, depth {args.depth}, heads {args.heads}, batch 1, {LATENT_CHANNELS} latent "
         f"channels, patch 2, learned sigma; MedSora = local_attn (8×8) → bidirectional spiral spatial Mamba-2 → "
         f"causal temporal Mamba-2 (d_state {args.d_state}, headdim 64, expand 2), no MLP, "
-        f"{med_p / 1e6:.2f} M params; full_attn = DiT block (joint attention + MLP×4), {full_p / 1e6:.2f} M params. "
+        f"{med_p / 1e6:.2f} M params; full_attn = DiT block (joint attention + MLP×4), {full_p / 1e6:.2f} M params; "
+        f"MedSora+ckpt = MedSora with model.checkpoint_blocks=[spatial_mamba]. "
         f"Time: wall-clock median of {args.repeats} fwd+bwd passes after {args.warmup} untimed warm-up pass(es) "
         f"(the first pass alone where that would exceed --time-limit {args.time_limit:g} s). Activation: bytes autograd saves for backward. Peak: resident-memory growth of the "
         f"process over one fwd+bwd ({'CUDA max_memory_allocated' if args.device == 'cuda' else 'ru_maxrss'}).",
