@@ -154,7 +154,9 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
     on_sets = {n: m for n, m in built.items() if not isinstance(m, PairedMetric)}
     paired = {n: m for n, m in built.items() if isinstance(m, PairedMetric)}
     used = {"fake": 0, "real": 0}
+    read = set()  # the sets the metrics needed (a protocol's count applies to those)
     if on_sets:
+        read.add("fake")
         for frames, meta in run.videos(fake_order, "generated videos", num):
             used["fake"] += 1
             for metric in on_sets.values():
@@ -162,6 +164,7 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
         wants_real = [m for m in on_sets.values()
                       if (isinstance(m, PerVideoMetric) and dims_on_real) or getattr(m, "uses_real", False)]
         if wants_real:
+            read.add("real")
             for frames, meta in run.videos(real_order, "real videos", num):
                 used["real"] += 1
                 for metric in wants_real:
@@ -171,7 +174,7 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
 
     label = None
     if protocol is not None:
-        short = {k: v for k, v in used.items() if v < protocol.num_videos and (k == "fake" or real is not None)}
+        short = {k: v for k, v in used.items() if v < protocol.num_videos and k in read}
         if short:
             what = ", ".join(f"{v} {k}" for k, v in short.items())
             if not allow_fewer:
