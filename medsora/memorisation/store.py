@@ -5,7 +5,7 @@ and ``part-00000.json`` (the clip ids it holds and the clips that could not be r
 per ``part_size`` clips, each written atomically. ``digest`` hashes the backend's identity
 and the clip list, so a rerun reuses every finished part (an interrupted run resumes) and
 a different backend or clip list gets its own folder. Search reads the parts one at a
-time (memory-mapped), so memory does not grow with the number of training clips.
+time, so memory does not grow with the number of training clips.
 """
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ class FeatureStore:
         self.parts = sorted(folder.glob("part-*.npy"))
 
     def iter_parts(self) -> Iterator[tuple[np.ndarray, list[str]]]:
-        """``(features n×D memory-mapped, ids)`` part by part."""
+        """``(features n×D, ids)`` part by part; only one part (at most ``part_size`` rows) is in memory at a time."""
         for part in self.parts:
             meta = json.loads(part.with_suffix(".json").read_text(encoding="utf-8"))
-            yield np.load(part, mmap_mode="r"), meta["ids"]
+            yield np.load(part), meta["ids"]
 
     def ids(self) -> list[str]:
-        return [i for _, ids in self.iter_parts() for i in ids]
+        return [i for p in self.parts for i in json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))["ids"]]
 
     def unreadable(self) -> list[str]:
         return [u for p in self.parts for u in json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))["unreadable"]]
