@@ -86,9 +86,10 @@ def from_data_root(root: str | Path, frames: int = 17, stride: int = 1, clips_pe
     return ClipSets(train, held_out, source, clip_frames=frames)
 
 
-def from_cache(cache_root: str | Path) -> ClipSets:
-    """Clips of an encode cache: its train split is the training set, its val split the held-out clips. Each clip's
-    VAE features are its stored latents; the pixel and encoder backends read the source video it came from."""
+def from_cache(cache_root: str | Path, held_out_fraction: float = 0.1, seed: int = 0) -> ClipSets:
+    """Clips of an encode cache: its train split is the training set, its val split the held-out clips (without
+    one, a seeded ``held_out_fraction`` of the train clips, left out of the index). Each clip's VAE features are
+    its stored latents; the pixel and encoder backends read the source video it came from."""
     from safetensors import safe_open
 
     from medsora.data.cache import read_manifest, shard_path, shard_plan
@@ -116,8 +117,14 @@ def from_cache(cache_root: str | Path) -> ClipSets:
                 # the cache keeps no clip offset: the pixel/encoder backends read the video's first clip
                 sets[split].append(ClipRef(f"{split}:{start + row}:{path}", str(full), 0, int(data["frame_stride"]),
                                            int(data["num_frames"]), (split, start + row)))
-    return ClipSets(sets["train"], sets["val"], f"the cache's val split ({len(sets['val'])} clips)", root,
-                    int(data["num_frames"]), int(data["size"]))
+    train, held, source = sets["train"], sets["val"], f"the cache's val split ({len(sets['val'])} clips)"
+    if not held and len(train) > 1:  # no val split: hold out a seeded 10 % of the train clips (not indexed)
+        order = np.random.default_rng(seed).permutation(len(train))
+        out = set(order[: max(1, round(held_out_fraction * len(train)))].tolist())
+        held = [r for i, r in enumerate(train) if i in out]
+        train = [r for i, r in enumerate(train) if i not in out]
+        source = f"a seeded {held_out_fraction:.0%} of the cache's train clips ({len(held)}, seed {seed}); no val split"
+    return ClipSets(train, held, source, root, int(data["num_frames"]), int(data["size"]))
 
 
 def training_sets(train: str | Path, **window_args) -> ClipSets:
@@ -127,7 +134,7 @@ def training_sets(train: str | Path, **window_args) -> ClipSets:
         raise FileNotFoundError(f"--train {path}: no such folder (a data folder or an encode cache)")
     manifest = path / "manifest.json"
     if manifest.is_file() and "fingerprint" in json.loads(manifest.read_text(encoding="utf-8")):
-        return from_cache(path)
+        return from_cache(path, seed=window_args.get("seed", 0))
     return from_data_root(path, **window_args)
 
 

@@ -160,3 +160,45 @@ def test_no_held_out_clips_is_explained(tmp_path, audit_data):
         threshold_from_held_out(np.array([]))
     assert main(["--train", str(tmp_path / "missing"), "--samples", str(audit_data[1]), "--out",
                  str(tmp_path / "o"), "--no-progress"]) == 2
+
+
+@pytest.mark.slow
+def test_encode_cache_as_training_set_uses_its_latents(tmp_path):
+    """--train CACHE: the cache's train split is indexed from its stored latents (VAE backend), its val split
+    calibrates; a copy of a cached training video is flagged."""
+    from medsora.config import compose
+    from medsora.data.demo import ensure_demo
+    from medsora.encode import main as encode_main
+    from medsora.training.vae_module import VAEModule
+
+    tiny = ["data.root=demo", "data.demo_clips=16", "data.size=32", "data.num_frames=5", "data.batch_size=2",
+            "data.val_fraction=0.25", "vae.latent_channels=4", "vae.block_out_channels=[8,8,8,8]",
+            "vae.layers_per_block=1", "vae.norm_num_groups=4", "vae.freq_hidden=8", "align.teacher.weights=random",
+            "align.teacher.iters=1", "vae.lpips='off'", "vae.scaling_factor=0.25"]
+    torch.manual_seed(0)
+    module = VAEModule(compose(overrides=tiny))
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "vae.ckpt")
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        encode_main([*tiny, f"vae.ckpt={tmp_path / 'vae.ckpt'}", f"data.cache={cache}", "--device", "cpu",
+                     "--no-progress"])
+    from medsora.memorisation.clips import from_cache
+
+    sets = from_cache(cache)  # the 16-clip demo set has no val rows: 2 train clips are held out
+    assert len(sets.train) == 14 and len(sets.held_out) == 2 and sets.clip_frames == 5
+    assert "no val split" in sets.held_out_source
+    demo = ensure_demo(num_clips=16)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    shutil.copy(sets.train[0].path, samples / "copy.mp4")
+    out = tmp_path / "audit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(["--train", str(cache), "--samples", str(samples), "--out", str(out), "--vae",
+                     str(tmp_path / "vae.ckpt"), "--no-progress"]) == 0
+    rows = _rows(out)
+    assert rows["copy"]["nearest_train"] == sets.train[0].id
+    assert demo.is_dir()
