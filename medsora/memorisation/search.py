@@ -18,7 +18,7 @@ __all__ = ["nearest", "faiss_available"]
 
 def faiss_available() -> bool:
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401  (only whether it imports)
     except ImportError:
         return False
     return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 from PIL import Image
 
 from medsora.data.transforms import preprocess_frames

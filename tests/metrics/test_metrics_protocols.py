@@ -66,7 +66,7 @@ def sets(tmp_path):
 
 def _protocol(tmp_path, num, **extra):
     path = tmp_path / "p.yaml"
-    lines = [f"name: tiny", f"num_videos: {num}", "metrics: [temporal_flickering]", "clip:", "  frames: 4",
+    lines = ["name: tiny", f"num_videos: {num}", "metrics: [temporal_flickering]", "clip:", "  frames: 4",
              "bootstrap:", "  replicates: 50"] + [f"{k}: {v}" for k, v in extra.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
