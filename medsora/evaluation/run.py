@@ -129,6 +129,7 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
     :func:`medsora.metrics.base.align_pair`).
     """
     options = options or EvalOptions()
+    options.shared.clear()  # features shared by FID and KID belong to this run only
     if protocol is not None:
         metrics, real_split, num = list(protocol.metrics), protocol.real_split, protocol.num_videos
         options.fvd_frames = options.fid_frames = protocol.clip.frames
