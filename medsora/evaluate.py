@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --protocol: fewer videos than it asks gives a result labelled as incomplete, not an "
                         "error")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates of the intervals (0: none; default: the "
-                                                 "protocol's, else 1000)")
+                                                 "protocol's, else 200; FID's, over thousands of frames, is the costly one)")
     p.add_argument("--pair-start", type=int, help="reconstruction metrics: the source frame of a clip's first frame")
     p.add_argument("--pair-stride", type=int, help="reconstruction metrics: the clip's frame stride in the source")
     p.add_argument("--utility", metavar="LABEL",

@@ -124,7 +124,7 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
     With a ``protocol`` its video count, clip, split, metrics and bootstrap settings replace ``num``,
     ``real_split`` and ``metrics``; fewer usable videos than it asks raise :class:`TooFewVideos` unless
     ``allow_fewer`` (then the report's label says so and never carries the protocol's name alone).
-    ``bootstrap`` = replicates of the intervals (0: none; default: the protocol's, else 1000).
+    ``bootstrap`` = replicates of the intervals (0: none; default: the protocol's, else 200).
     ``pair_start``/``pair_stride``: the source frames of clip reconstructions (see
     :func:`medsora.metrics.base.align_pair`).
     """
@@ -188,7 +188,7 @@ def evaluate(fake: str | Path, real: str | Path | None = None, metrics: Sequence
         else:
             label = protocol.name
 
-    replicates = bootstrap if bootstrap is not None else (protocol.bootstrap.replicates if protocol else 1000)
+    replicates = bootstrap if bootstrap is not None else (protocol.bootstrap.replicates if protocol else 200)
     confidence = protocol.bootstrap.confidence if protocol else 0.95
     seed = protocol.bootstrap.seed if protocol else 0
     results = {}

@@ -53,13 +53,37 @@ class FeatureSets:
         return torch.as_tensor(counts, dtype=torch.float64)[groups]
 
 
+def _factor(features: Tensor, weights: Tensor, unbiased: bool) -> tuple[Tensor, Tensor]:
+    """Mean D and a factor A (D×n') with ``A Aᵀ`` = the weighted covariance (rows of weight 0 dropped)."""
+    keep = weights > 0
+    x, w = features[keep], weights[keep]
+    total = w.sum()
+    if total < 2:
+        raise ValueError(f"a covariance needs at least 2 samples, got {float(total):.0f}")
+    mean = (w @ x) / total
+    factor = ((x - mean) * (w / (total - 1 if unbiased else total)).sqrt()[:, None]).T
+    return mean, factor
+
+
 def frechet_of_sets(sets: FeatureSets, counts: tuple[np.ndarray, np.ndarray] | None = None,
                     unbiased: bool = True) -> float:
-    """Fréchet distance between the real and generated Gaussians, videos weighted by ``counts`` (real, fake)."""
-    stats = []
+    """Fréchet distance between the real and generated Gaussians, videos weighted by ``counts`` (real, fake).
+
+    With fewer rows than feature dimensions (FVD's 400-d logits of a few hundred videos, every bootstrap
+    resample) the covariances are ``Σ₁ = A Aᵀ``, ``Σ₂ = B Bᵀ`` of rank ≤ n, and
+    ``tr((Σ₁Σ₂)^½)`` is the nuclear norm of ``AᵀB`` (the square roots of the eigenvalues of
+    ``AᵀB BᵀA``): an n₁×n₂ SVD instead of two D×D eigendecompositions, exact and cheaper. Otherwise the D×D
+    route of :func:`~medsora.metrics.frechet.frechet_distance`.
+    """
+    parts = []
     for i, real in enumerate((True, False)):
         features, _ = sets.matrix(real)
-        stats.append(weighted_gaussian(features, sets.row_weights(real, None if counts is None else counts[i]),
-                                       unbiased=unbiased))
-    (mu_r, sigma_r), (mu_f, sigma_f) = stats
+        parts.append((features, sets.row_weights(real, None if counts is None else counts[i])))
+    dim = parts[0][0].shape[1]
+    if max(int((w > 0).sum()) for _, w in parts) < dim:
+        (mu_r, a), (mu_f, b) = (_factor(x, w, unbiased) for x, w in parts)
+        diff = mu_r - mu_f
+        cross = torch.linalg.svdvals(a.T @ b).sum()
+        return float(diff.dot(diff) + a.square().sum() + b.square().sum() - 2 * cross)
+    (mu_r, sigma_r), (mu_f, sigma_f) = (weighted_gaussian(x, w, unbiased=unbiased) for x, w in parts)
     return frechet_distance(mu_r, sigma_r, mu_f, sigma_f)

@@ -89,3 +89,24 @@ def test_kid_matches_torchmetrics_on_equal_sizes():
     x, y = torch.randn(50, 6, generator=g), torch.randn(50, 6, generator=g) + 0.3
     assert kid_unbiased(x, y) == pytest.approx(float(poly_mmd(x.double(), y.double(), degree=3, gamma=1 / 6,
                                                              coef=1.0)), rel=1e-9)
+
+
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_low_rank_frechet_route_equals_the_covariance_route(unbiased):
+    """Fewer videos than feature dimensions (FVD's usual case): the nuclear-norm form is the same distance."""
+    from medsora.metrics.feature_sets import FeatureSets, frechet_of_sets
+    from medsora.metrics.frechet import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    xr, xf = torch.randn(30, 50, generator=g), torch.randn(20, 50, generator=g) + 0.3
+    sets = FeatureSets()
+    for real, x in ((True, xr), (False, xf)):
+        for row in x:
+            sets.add(real, row[None])
+    want = frechet_distance(*gaussian_stats(xr, unbiased), *gaussian_stats(xf, unbiased))
+    assert frechet_of_sets(sets, unbiased=unbiased) == pytest.approx(want, rel=1e-9)
+    same = FeatureSets()
+    for row in xr:
+        same.add(True, row[None])
+        same.add(False, row[None])
+    assert abs(frechet_of_sets(same, unbiased=unbiased)) < 1e-9
