@@ -123,10 +123,11 @@ def load_protocol(name: str, root: Path | None = None) -> Protocol:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{path}: required keys are not set: {', '.join(missing)}")
-    from medsora.config.loader import _check_choices
-
-    _check_choices(cfg, Protocol, "", {k: str(path) for k in ("selection", "clip.crop")})
     protocol: Protocol = OmegaConf.to_object(cfg)
+    for key, value, spec in (("selection", protocol.selection, Protocol), ("clip.crop", protocol.clip.crop, ClipSpec)):
+        allowed = {f.name: f.metadata.get("choices") for f in dataclasses.fields(spec)}[key.split(".")[-1]]
+        if value not in allowed:
+            raise ConfigError(f"{path}: '{key}' = {value!r} is not one of {list(allowed)}")
     _check(protocol, str(path), METRICS)
     return protocol
 
