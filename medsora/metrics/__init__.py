@@ -1,4 +1,5 @@
-"""Evaluation metrics: FVD, FID/IS, VBench-style video dimensions, reconstruction metrics.
+"""Evaluation metrics: FVD, CD-FVD, FID/KID/IS, VBench-style video dimensions, reconstruction metrics; bootstrap
+intervals by video (:mod:`medsora.metrics.bootstrap`).
 
 The command line is ``python -m medsora.evaluate``; the pieces are importable for use in
 training callbacks (videos as uint8 T×H×W×3, see :func:`to_uint8_frames` for model output).

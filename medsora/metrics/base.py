@@ -15,12 +15,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-__all__ = ["PAIR_ALIGNMENT", "DistributionMetric", "PairedMetric", "PerVideoMetric", "VideoScore", "align_pair", "check_frames",
-           "to_uint8_frames"]
+from medsora.metrics.bootstrap import Resamplable
+
+__all__ = ["PAIR_ALIGNMENT", "DistributionMetric", "PairedMetric", "PairingError", "PerVideoMetric", "VideoScore",
+           "align_pair", "check_frames", "match_source_crop", "source_frame_indices", "to_uint8_frames"]
 
 
 def check_frames(video: Tensor, where: str = "video") -> Tensor:
@@ -70,9 +72,10 @@ class DistributionMetric(_Metric):
         """Add one uint8 T×H×W×3 video to the real or the generated set."""
 
 
-class PerVideoMetric(_Metric):
+class PerVideoMetric(_Metric, Resamplable):
     """Scores each video; a set's value is ``sum(total) / sum(count)`` over its videos (VBench pools either
-    per video or per frame pair, which the choice of ``count`` reproduces)."""
+    per video or per frame pair, which the choice of ``count`` reproduces). Bootstrapped over the generated
+    videos (:mod:`medsora.metrics.bootstrap`)."""
 
     def __init__(self) -> None:
         self.scores: dict[str, list[VideoScore]] = {"fake": [], "real": []}
@@ -83,6 +86,17 @@ class PerVideoMetric(_Metric):
 
     def update(self, video: Tensor, meta: dict, real: bool) -> None:
         self.scores["real" if real else "fake"].append(self.score(check_frames(video), meta))
+
+    def set_sizes(self) -> tuple[int]:
+        return (len(self.scores["fake"]),)
+
+    def statistic(self, counts) -> float:
+        c = np.asarray(counts[0], dtype=np.float64)
+        totals = np.array([s.total for s in self.scores["fake"]], dtype=np.float64)
+        items = np.array([s.count for s in self.scores["fake"]], dtype=np.float64)
+        if c @ items == 0:
+            raise ValueError(f"{self.name}: no scored item in this resample")
+        return float(c @ totals / (c @ items))
 
     def compute(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -95,23 +109,70 @@ class PerVideoMetric(_Metric):
         return out
 
 
-def align_pair(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, bool]:
-    """Make a reconstruction comparable with its source: keep the common leading frames and resize the
-    reconstruction to the source's H×W (bilinear, antialiased) when they differ.
+class PairingError(ValueError):
+    """A reconstruction cannot be matched frame for frame and pixel for pixel with its source."""
 
-    real, fake: uint8 T×H×W×3. Returns both as float T'×3×H×W in [0, 1] and whether anything was resampled.
+
+def source_frame_indices(source_len: int, recon_len: int, start: int | None = None,
+                         stride: int | None = None) -> list[int]:
+    """The source frames a reconstruction of ``recon_len`` frames shows.
+
+    Without ``start``/``stride`` the two must have the same length (a whole-video reconstruction);
+    otherwise frame i of the reconstruction is source frame ``start + i·stride``, clamped to the last
+    frame (the data pipeline pads a short video with its last frame). Raises :class:`PairingError`.
     """
-    length = min(real.shape[0], fake.shape[0])
-    resampled = length != real.shape[0] or length != fake.shape[0]
-    r = real[:length].permute(0, 3, 1, 2).float() / 255
-    f = fake[:length].permute(0, 3, 1, 2).float() / 255
-    if f.shape[-2:] != r.shape[-2:]:
-        f = F.interpolate(f, size=r.shape[-2:], mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-        resampled = True
+    if start is None and stride is None:
+        if source_len != recon_len:
+            raise PairingError(
+                f"the reconstruction has {recon_len} frames and its source {source_len}; pass --pair-start K and "
+                f"--pair-stride S (the clip's first frame and frame stride, e.g. data.frame_stride) so the same "
+                f"frames are compared")
+        return list(range(source_len))
+    start, stride = start or 0, stride or 1
+    if start < 0 or stride < 1 or start >= source_len:
+        raise PairingError(f"--pair-start {start} / --pair-stride {stride} do not fit a source of {source_len} frames")
+    return [min(start + i * stride, source_len - 1) for i in range(recon_len)]
+
+
+def match_source_crop(source: Tensor, height: int, width: int) -> Tensor:
+    """Source frames T×3×H×W -> T×3×height×width as the data pipeline crops a clip: the short side resized so the
+    clip covers ``height×width`` (antialiased bilinear), then the centre crop (``data.crop: center``)."""
+    import torchvision.transforms.v2.functional as TF
+
+    h, w = source.shape[-2:]
+    if (h, w) == (height, width):
+        return source
+    if height == width:  # the pipeline's clip: short side to the size (torchvision's rounding), square crop
+        size = [height]
+    else:
+        scale = max(height / h, width / w)
+        size = [max(height, round(h * scale)), max(width, round(w * scale))]
+    return TF.center_crop(TF.resize(source, size, antialias=True).clamp(0, 1), [height, width])
+
+
+def align_pair(real: Tensor, fake: Tensor, start: int | None = None,
+               stride: int | None = None) -> tuple[Tensor, Tensor, bool]:
+    """Make a reconstruction comparable with its source: the same frames and the same crop.
+
+    Frames follow :func:`source_frame_indices` (same length, or ``start``/``stride`` given); when the sizes differ
+    the *source* is resized and centre-cropped to the reconstruction's size as the data pipeline made the clip
+    (:func:`match_source_crop`) — the reconstruction is never stretched. real, fake: uint8 T×H×W×3. Returns both
+    as float T'×3×h×w in [0, 1] and whether the source was resampled. Raises :class:`PairingError`.
+    """
+    indices = source_frame_indices(real.shape[0], fake.shape[0], start, stride)
+    r = real[indices].permute(0, 3, 1, 2).float() / 255
+    f = fake.permute(0, 3, 1, 2).float() / 255
+    resampled = f.shape[-2:] != r.shape[-2:]
+    if resampled:
+        if f.shape[-2] > r.shape[-2] and f.shape[-1] > r.shape[-1]:
+            raise PairingError(f"the reconstruction ({f.shape[-2]}×{f.shape[-1]}) is larger than its source "
+                               f"({r.shape[-2]}×{r.shape[-1]}); compare at the source's size")
+        r = match_source_crop(r, *f.shape[-2:])
     return r, f, resampled
 
 
-PAIR_ALIGNMENT = "; common leading frames, the reconstruction resized (bilinear) to the source's size if they differ"
+PAIR_ALIGNMENT = ("; the same frames (whole videos, or the clip's start and stride), the source resized and "
+                  "centre-cropped to the reconstruction's size as the data pipeline crops a clip")
 
 
 class PairedMetric(_Metric):
@@ -127,8 +188,10 @@ class PairedMetric(_Metric):
     def frame_scores(self, real: Tensor, fake: Tensor) -> Tensor:
         """Per-frame scores T' of aligned float T'×3×H×W frames in [0, 1]."""
 
-    def update_pair(self, real: Tensor, fake: Tensor) -> None:
-        r, f, resampled = align_pair(check_frames(real, "real video"), check_frames(fake, "generated video"))
+    def update_pair(self, real: Tensor, fake: Tensor, start: int | None = None, stride: int | None = None) -> None:
+        """Add a (source, reconstruction) pair of uint8 T×H×W×3 videos; see :func:`align_pair`."""
+        r, f, resampled = align_pair(check_frames(real, "real video"), check_frames(fake, "generated video"),
+                                     start, stride)
         scores = self.frame_scores(r, f).double()
         self.total += float(scores.sum())
         self.frames += scores.numel()

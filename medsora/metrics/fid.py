@@ -4,9 +4,10 @@ Protocol: every frame among the first ``max_frames`` (16, the FVD clip) of each 
 is an image; frames go to the network as uint8 N×3×H×W and torch-fidelity's
 extractor resizes them to 299×299 with its TensorFlow-1-compatible bilinear resize
 (``antialias=False`` in torchmetrics, matching torch-fidelity and the original TF FID)
-and rescales to [-1, 1] itself. FID uses the 2048-d pool features with torchmetrics'
-float64 accumulation and unbiased covariances; the distance is taken with our stable
-:func:`~medsora.metrics.frechet.frechet_distance`. IS uses the unbiased logits, 10
+and rescales to [-1, 1] itself. FID uses the 2048-d pool features, kept per video
+(:class:`~medsora.metrics.frame_features.FrameFeatures`, shared with KID) with float64,
+unbiased covariances as torchmetrics computes them; the distance is taken with our
+stable :func:`~medsora.metrics.frechet.frechet_distance`. IS uses the unbiased logits, 10
 splits, on the generated frames only, with a fixed shuffle seed so reruns agree.
 """
 from __future__ import annotations
@@ -16,11 +17,12 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from medsora.metrics.base import DistributionMetric, check_frames
-from medsora.metrics.frechet import frechet_distance
+from medsora.metrics.bootstrap import Resamplable
+from medsora.metrics.feature_sets import frechet_of_sets
+from medsora.metrics.frame_features import FrameFeatures
 from medsora.metrics.weights import require_package
 
 __all__ = ["FID", "InceptionScoreMetric", "load_inception"]
@@ -45,41 +47,38 @@ def _protocol(max_frames: int) -> str:
             f"compatible bilinear resize to 299×299 inside the network)")
 
 
-class FID(DistributionMetric):
+class FID(DistributionMetric, Resamplable):
     """Fréchet Inception Distance between real and generated frames.
 
-    ``feature``: a module mapping uint8 N×3×H×W -> N×D (:func:`load_inception` or any stand-in).
+    ``feature``: a module mapping uint8 N×3×H×W -> N×D (:func:`load_inception` or any stand-in), or a
+    :class:`~medsora.metrics.frame_features.FrameFeatures` shared with KID. Features are kept per video, so the
+    value can be bootstrapped by video (:mod:`medsora.metrics.bootstrap`).
     """
 
     name = "fid"
     higher_is_better = False
 
-    def __init__(self, feature: nn.Module, max_frames: int = 16, batch_size: int = 32,
+    def __init__(self, feature: nn.Module | FrameFeatures, max_frames: int = 16, batch_size: int = 32,
                  device: str | torch.device = "cpu") -> None:
-        self.max_frames = max_frames
-        self.batch_size = batch_size
-        self.protocol = _protocol(max_frames) + ", 2048-d pool features, unbiased covariance"
-        self.metric = FrechetInceptionDistance(feature=feature, reset_real_features=False).to(device)
-        self.device = torch.device(device)
+        self.frames = feature if isinstance(feature, FrameFeatures) else FrameFeatures(feature, max_frames,
+                                                                                        batch_size, device)
+        self.protocol = self.frames.protocol() + ", 2048-d pool features, unbiased covariance"
 
     def update(self, video: Tensor, meta: dict, real: bool) -> None:
-        frames = _frames(video, self.max_frames)
-        for chunk in frames.split(self.batch_size):
-            self.metric.update(chunk.to(self.device), real=real)
+        self.frames.add(video, real)
+
+    def set_sizes(self) -> tuple[int, int]:
+        return self.frames.sets.num_videos(True), self.frames.sets.num_videos(False)
+
+    def statistic(self, counts) -> float:
+        return frechet_of_sets(self.frames.sets, counts, unbiased=True)
 
     def compute(self) -> dict[str, float]:
-        m = self.metric
-        n_real, n_fake = int(m.real_features_num_samples), int(m.fake_features_num_samples)
+        sets = self.frames.sets
+        n_real, n_fake = sets.num_rows(True), sets.num_rows(False)
         if n_real < 2 or n_fake < 2:
             raise ValueError(f"FID needs at least 2 real and 2 generated frames, got {n_real} and {n_fake}")
-        stats = []
-        for total, outer, n in ((m.real_features_sum, m.real_features_cov_sum, n_real),
-                                (m.fake_features_sum, m.fake_features_cov_sum, n_fake)):
-            mean = total.double().cpu() / n
-            stats.append((mean, (outer.double().cpu() - n * torch.outer(mean, mean)) / (n - 1)))
-        (mu_r, sigma_r), (mu_f, sigma_f) = stats
-        return {"fid": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "fid_frames_real": n_real,
-                "fid_frames_fake": n_fake}
+        return {"fid": self.statistic(None), "fid_frames_real": n_real, "fid_frames_fake": n_fake}
 
 
 class InceptionScoreMetric(DistributionMetric):

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["GaussianAccumulator", "frechet_distance", "gaussian_stats", "sqrtm_psd", "trace_sqrt_product"]
+__all__ = ["GaussianAccumulator", "frechet_distance", "gaussian_stats", "sqrtm_psd", "trace_sqrt_product",
+           "weighted_gaussian"]
 
 
 def _psd_eigvals(eigvals: Tensor) -> Tensor:
@@ -99,3 +100,20 @@ class GaussianAccumulator:
         cov = self._outer - self.count * torch.outer(mean, mean)
         cov = cov / (self.count - 1 if unbiased else self.count)
         return mean, cov
+
+
+def weighted_gaussian(features: Tensor, weights: Tensor, unbiased: bool = True) -> tuple[Tensor, Tensor]:
+    """Mean D and covariance D×D of features N×D where row i counts ``weights[i]`` times (float64).
+
+    With integer weights this equals :func:`gaussian_stats` of the rows repeated; used to bootstrap without
+    materialising the resampled set.
+    """
+    x = features.double()
+    w = weights.to(x.device, torch.float64)
+    total = w.sum()
+    if total < 2:
+        raise ValueError(f"a covariance needs at least 2 samples, got {float(total):.0f}")
+    mean = (w @ x) / total
+    centred = x - mean
+    cov = (centred * w[:, None]).T @ centred / (total - 1 if unbiased else total)
+    return mean, cov

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from medsora.metrics.base import DistributionMetric, check_frames
-from medsora.metrics.frechet import GaussianAccumulator, frechet_distance
+from medsora.metrics.bootstrap import Resamplable
+from medsora.metrics.feature_sets import FeatureSets, frechet_of_sets
 
 __all__ = ["FVD", "I3DFeatures", "load_i3d"]
 
@@ -52,8 +53,9 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> I3D
     return I3DFeatures(detector).to(device)
 
 
-class FVD(DistributionMetric):
-    """FVD between the real and the generated set; feed videos with :meth:`update`."""
+class FVD(DistributionMetric, Resamplable):
+    """FVD between the real and the generated set; feed videos with :meth:`update`. Clip features are kept per
+    video, so the value can be bootstrapped (:mod:`medsora.metrics.bootstrap`)."""
 
     name = "fvd"
     higher_is_better = False
@@ -69,7 +71,7 @@ class FVD(DistributionMetric):
         self.protocol = (f"StyleGAN-V: first {num_frames} frames of each video (shorter videos discarded), uint8 "
                          f"clips to I3D with rescale=True, resize=True (bilinear to 224×224 inside the detector), "
                          f"400-d pre-softmax logits, covariance divided by N")
-        self.stats = {True: GaussianAccumulator(), False: GaussianAccumulator()}
+        self.sets = FeatureSets()
         self.pending: dict[bool, list[Tensor]] = {True: [], False: []}
         self.discarded = {True: 0, False: 0}
 
@@ -90,24 +92,29 @@ class FVD(DistributionMetric):
     def _flush(self, real: bool) -> None:
         if self.pending[real]:
             clips = torch.stack(self.pending[real]).to(self.device)
-            self.stats[real].update(self.detector(clips))
+            for features in self.detector(clips).float().cpu():
+                self.sets.add(real, features[None])
             self.pending[real] = []
+
+    def set_sizes(self) -> tuple[int, int]:
+        return self.sets.num_videos(True), self.sets.num_videos(False)
+
+    def statistic(self, counts) -> float:
+        return frechet_of_sets(self.sets, counts, unbiased=False)
 
     def compute(self) -> dict[str, float]:
         for real in (True, False):
             self._flush(real)
         for real, label in ((True, "real"), (False, "generated")):
-            if self.stats[real].count < 2:
+            if self.sets.num_videos(real) < 2:
                 raise ValueError(
-                    f"FVD needs at least 2 {label} videos of >= {self.num_frames} frames, got "
-                    f"{self.stats[real].count} ({self.discarded[real]} discarded as shorter); add videos or lower "
-                    f"--fvd-frames"
+                    f"{self.name.upper()} needs at least 2 {label} videos of >= {self.num_frames} frames, got "
+                    f"{self.sets.num_videos(real)} ({self.discarded[real]} discarded as shorter); add videos or "
+                    f"lower the clip length"
                 )
-        mu_r, sigma_r = self.stats[True].stats(unbiased=False)
-        mu_f, sigma_f = self.stats[False].stats(unbiased=False)
         return {
-            "fvd": frechet_distance(mu_r, sigma_r, mu_f, sigma_f),
-            "fvd_clips_real": self.stats[True].count,
-            "fvd_clips_fake": self.stats[False].count,
-            "fvd_discarded_short": self.discarded[True] + self.discarded[False],
+            self.name: self.statistic(None),
+            f"{self.name}_clips_real": self.sets.num_videos(True),
+            f"{self.name}_clips_fake": self.sets.num_videos(False),
+            f"{self.name}_discarded_short": self.discarded[True] + self.discarded[False],
         }

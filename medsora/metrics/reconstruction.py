@@ -1,8 +1,10 @@
 """Reconstruction metrics for the VAE: PSNR, SSIM, LPIPS and high-frequency error.
 
-A reconstruction is compared with its source video frame by frame (common leading
-frames; the reconstruction resized to the source's size if they differ, see
-:func:`medsora.metrics.base.align_pair`), on RGB in [0, 1]; a set's value is the mean
+A reconstruction is compared with its source video frame by frame: the same source
+frames (a whole video, or a clip's start and stride) and the same crop (the source
+resized and centre-cropped to the reconstruction's size as the data pipeline made the
+clip; the reconstruction itself is never resampled), see
+:func:`medsora.metrics.base.align_pair`; on RGB in [0, 1]; a set's value is the mean
 over all frames of all pairs.
 
 High-frequency error (``hf_error``), defined here because no standard one exists:

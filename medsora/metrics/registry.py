@@ -17,7 +17,7 @@ from medsora.metrics.weights import require_package, resolve_weights
 
 __all__ = ["DISTRIBUTION", "METRICS", "PAIRED", "PER_VIDEO", "EvalOptions", "build_metric"]
 
-DISTRIBUTION = ("fvd", "fid", "is")
+DISTRIBUTION = ("fvd", "cd_fvd", "fid", "kid", "is")
 PER_VIDEO = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
              "dynamic_degree", "imaging_quality")
 PAIRED = ("psnr", "ssim", "lpips", "hf_error")
@@ -39,6 +39,8 @@ class EvalOptions:
     fvd_frames: int = 16
     fid_frames: int = 16
     raft_iters: int = 20
+    # objects built once and shared by several metrics (FID and KID share one pass of InceptionV3)
+    shared: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def path(self, key: str) -> Path:
         return resolve_weights(key, self.weights.get(key), self.weights_dir)
@@ -50,12 +52,35 @@ def _fvd(o: EvalOptions):
     return FVD(load_i3d(o.path("i3d"), o.device), num_frames=o.fvd_frames, batch_size=o.batch_size, device=o.device)
 
 
-def _fid(o: EvalOptions):
-    from medsora.metrics.fid import FID, load_inception
+def _frame_features(o: EvalOptions):
+    """The InceptionV3 pool features of the frames, one pass shared by FID and KID."""
+    if "inception_frames" not in o.shared:
+        from medsora.metrics.fid import load_inception
+        from medsora.metrics.frame_features import FrameFeatures
 
-    require_package("torch_fidelity", "torch-fidelity", "FID/IS's InceptionV3")
-    path = o.path("inception")
-    return FID(load_inception(path, "2048"), max_frames=o.fid_frames, batch_size=o.batch_size, device=o.device)
+        require_package("torch_fidelity", "torch-fidelity", "FID/KID's InceptionV3")
+        o.shared["inception_frames"] = FrameFeatures(load_inception(o.path("inception"), "2048"),
+                                                     max_frames=o.fid_frames, batch_size=o.batch_size,
+                                                     device=o.device)
+    return o.shared["inception_frames"]
+
+
+def _fid(o: EvalOptions):
+    from medsora.metrics.fid import FID
+
+    return FID(_frame_features(o))
+
+
+def _kid(o: EvalOptions):
+    from medsora.metrics.kid import KID
+
+    return KID(_frame_features(o))
+
+
+def _cd_fvd(o: EvalOptions):
+    from medsora.metrics.cd_fvd import CDFVD, load_videomae
+
+    return CDFVD(load_videomae(o.path("videomae"), o.device), batch_size=o.batch_size, device=o.device)
 
 
 def _is(o: EvalOptions):
@@ -124,7 +149,7 @@ def _lpips(o: EvalOptions):
 
 
 _BUILDERS: dict[str, Callable[[EvalOptions], DistributionMetric | PerVideoMetric | PairedMetric]] = {
-    "fvd": _fvd, "fid": _fid, "is": _is,
+    "fvd": _fvd, "cd_fvd": _cd_fvd, "fid": _fid, "kid": _kid, "is": _is,
     "subject_consistency": _subject, "background_consistency": _background, "temporal_flickering": _flicker,
     "motion_smoothness": _motion, "dynamic_degree": _dynamic, "imaging_quality": _imaging,
     "psnr": _paired("PSNR"), "ssim": _paired("SSIM"), "lpips": _lpips, "hf_error": _paired("HighFrequencyError"),

@@ -58,6 +58,13 @@ WEIGHTS: dict[str, WeightSpec] = {
             hub_cached=True,
         ),
         WeightSpec(
+            "videomae", "videomae-v2", "VideoMAE-v2 video encoder (CD-FVD), a transformers VideoMAE folder",
+            "convert the ViT-g checkpoint that the cd-fvd package loads (vit_g_hybrid_pt_1200e_ssv2_ft.pth) to "
+            "transformers' VideoMAE layout (config.json + model.safetensors; transformers ships "
+            "convert_videomae_to_pytorch.py) or save any VideoMAE model with save_pretrained",
+            folder=True,
+        ),
+        WeightSpec(
             "dino", "dino-vitb16", "DINO ViT-B/16 (VBench subject consistency), a transformers folder",
             "run `huggingface-cli download facebook/dino-vitb16 --local-dir <weights-dir>/dino-vitb16`",
             folder=True,

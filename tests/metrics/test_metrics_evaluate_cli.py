@@ -73,7 +73,9 @@ def test_missing_weights_are_skipped_with_the_file_and_the_rest_computed(sets, t
     markdown = out.with_suffix(".md").read_text()
     assert "| psnr |" in markdown and "Skipped:" in markdown and "i3d_torchscript.pt" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert len(rows) == 4 and all(line.replace("\\|", "").count("|") == 7 for line in rows)  # |x| is escaped
+    assert len(rows) == 4 and all(line.replace("\\|", "").count("|") == 8 for line in rows)  # |x| is escaped
+    flicker = report["metrics"]["temporal_flickering"]
+    assert flicker["interval"]["low"] <= flicker["value"] <= flicker["interval"]["high"]  # bootstrapped by video
     assert report["metrics"]["temporal_flickering"]["protocol"].startswith("VBench")
 
 

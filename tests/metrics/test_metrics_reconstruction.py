@@ -82,16 +82,40 @@ def test_high_band_mask_is_radial_above_quarter_cycle():
     assert not mask[1, 1]
 
 
-def test_align_pair_truncates_and_resizes():
-    real = _random_video(t=5, h=32, w=40)
-    fake = _random_video(t=4, h=16, w=20)
-    r, f, resampled = align_pair(real, fake)
-    assert resampled and r.shape == f.shape == (4, 3, 32, 40)
+def _smooth_video(t: int, h: int, w: int) -> torch.Tensor:
+    """uint8 T×H×W×3 with smooth content (resampling it changes values little)."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    frames = [torch.stack([torch.sin(6 * x + k), torch.cos(5 * y - k), torch.sin(4 * (x + y) + 0.5 * k)], -1)
+              for k in range(t)]
+    return ((torch.stack(frames) + 1) * 127.5).round().to(torch.uint8)
+
+
+def test_align_pair_compares_the_clip_frames_and_the_pipeline_crop():
+    """A clip the data pipeline made (frames 2, 5, 8, 11; short side resized, centre crop) is paired with exactly those
+    source frames and that crop: near-identical, where the old pairing (leading frames, crop stretched) was not."""
+    from medsora.data.transforms import preprocess_frames
+    from medsora.metrics.base import PairingError
+
+    source = _smooth_video(t=14, h=48, w=64)
+    indices = [2, 5, 8, 11]
+    clip = preprocess_frames(source[indices].numpy(), size=32)  # 3×4×32×32 in [-1, 1]
+    recon = to_uint8_frames(clip[None])[0]
+    with pytest.raises(PairingError, match="--pair-stride"):
+        align_pair(source, recon)
+    r, f, resampled = align_pair(source, recon, start=2, stride=3)
+    assert resampled and r.shape == f.shape == (4, 3, 32, 32)
+    assert (r - f).abs().max() < 2 / 255
     metric = PSNR()
-    metric.update_pair(real, fake)
-    metric.update_pair(real, real)
+    metric.update_pair(source, recon, start=2, stride=3)
+    metric.update_pair(source, source)
     result = metric.compute()
-    assert result["psnr_pairs"] == 2 and result["psnr_resampled_pairs"] == 1
+    assert result["psnr_pairs"] == 2 and result["psnr_resampled_pairs"] == 1 and result["psnr"] > 50
+    # the misaligned comparison the old pairing made: leading frames, the crop stretched to the source's size
+    stretched = torch.nn.functional.interpolate(f, size=(48, 64), mode="bilinear", antialias=True)
+    old = PSNR().frame_scores(source[:4].permute(0, 3, 1, 2).float() / 255, stretched).mean()
+    assert old < 30
+    with pytest.raises(PairingError, match="do not fit"):
+        align_pair(source, recon, start=20, stride=3)
 
 
 def test_to_uint8_frames_round_trips_model_range():
