@@ -34,6 +34,7 @@ from medsora.backbone.embeddings import PatchEmbed, TimestepEmbedder, sincos_gri
 from medsora.backbone.heads import AlignProjector, FinalLayer, unpatchify
 from medsora.backbone.layers import MedSoraLayer, build_layer, is_mamba_layer
 from medsora.backbone.schema import BLOCK_TYPES
+from medsora.cond.context import context_channels, context_input
 
 __all__ = ["MedSoraDiT", "MedSoraLayer"]
 
@@ -63,6 +64,9 @@ class MedSoraDiT(nn.Module):
         align_depth, align_tap: the projector reads the grid after sub-block
             ``align_tap`` of layer ``align_depth`` (1-based).
         projector_hidden: the projector MLP's width.
+        context_frames: take context latents (image-to-video, long video) as ``C + 1`` extra input
+            channels (latents where given, and the mask), CogVideoX-I2V style; see
+            :mod:`medsora.cond.context`. Their patch-embedding weights start at zero.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class MedSoraDiT(nn.Module):
         align_depth: Optional[int] = None,
         align_tap: str = "spatial_mamba",
         projector_hidden: int = 2048,
+        context_frames: bool = False,
     ):
         super().__init__()
         blocks = list(blocks)
@@ -112,7 +117,9 @@ class MedSoraDiT(nn.Module):
 
         if hidden % 4:
             raise ValueError(f"model.hidden must be a multiple of 4 (2-D sin-cos positions), got {hidden}")
-        self.patch_embed = PatchEmbed(in_channels, hidden, patch)
+        self.context_frames = context_frames
+        self.extra_channels = context_channels(in_channels) if context_frames else 0
+        self.patch_embed = PatchEmbed(in_channels + self.extra_channels, hidden, patch)
         self.t_embedder = TimestepEmbedder(hidden)
         settings = dict(
             hidden=hidden, heads=heads, mlp_ratio=mlp_ratio, d_state=d_state, headdim=headdim, expand=expand,
@@ -145,6 +152,7 @@ class MedSoraDiT(nn.Module):
         align_tap: str = "spatial_mamba",
         context_dim: Optional[int] = None,
         align_hidden: Optional[int] = None,
+        context_frames: bool = False,
     ) -> "MedSoraDiT":
         """Build from the ``model:`` config section (``ModelConfig``).
 
@@ -162,6 +170,7 @@ class MedSoraDiT(nn.Module):
             scan_impl=model_cfg.scan_impl, context_dim=context_dim, align_dim=align_dim,
             align_depth=align_depth, align_tap=align_tap,
             projector_hidden=align_hidden if align_hidden is not None else model_cfg.projector_hidden,
+            context_frames=context_frames,
         )
 
     # ------------------------------------------------------------------ init
@@ -180,6 +189,8 @@ class MedSoraDiT(nn.Module):
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.proj.bias)
+        if self.extra_channels:  # context channels start silent: the model begins as the unconditional one
+            nn.init.zeros_(self.patch_embed.proj.weight[:, self.in_channels:])
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         for layer in self.layers:
@@ -224,6 +235,8 @@ class MedSoraDiT(nn.Module):
         context: Optional[torch.Tensor] = None,
         context_mask: Optional[torch.Tensor] = None,
         return_align: bool = False,
+        context_latents: Optional[torch.Tensor] = None,
+        context_latent_mask: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """Predict noise (and variance) for noisy latents.
 
@@ -234,10 +247,18 @@ class MedSoraDiT(nn.Module):
             context: B×S×context_dim tokens for ``cross_attn`` sub-blocks.
             context_mask: B×S bool, True for real context tokens.
             return_align: also return the projected features for the alignment loss.
+            context_latents: B×C×T×H×W clean latents given at some positions (``context_frames``
+                models only; ``None``: none given); the caller keeps them written into ``x``.
+            context_latent_mask: B×1×T×H×W bool, where they are given.
         Returns:
             B×C'×T×H×W (C' = 2C with learn_sigma), or ``(out, align)`` with
             ``align: B×T×(H/patch)×(W/patch)×align_dim``.
         """
+        if self.context_frames:
+            x = context_input(x, context_latents, context_latent_mask)
+        elif context_latents is not None:
+            raise ValueError("forward() got context latents but this model has no context channels "
+                             "(train with cond.first_frame: true)")
         tokens = self.patch_embed(x)
         b, t_len, h, w, d = tokens.shape
         tokens = tokens + _positions(d, t_len, h, w).to(device=tokens.device, dtype=tokens.dtype)
