@@ -24,7 +24,7 @@ def is_missing(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return value.strip() == "" or value.strip().lower() in ("nan", "null", "none")
+        return value.strip() == ""  # not "none": that is a legitimate label (pathology: none)
     return isinstance(value, float) and math.isnan(value)
 
 

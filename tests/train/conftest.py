@@ -113,7 +113,7 @@ def tiny_t5_dir(tmp_path_factory) -> Path:
     return save_tiny_t5(tmp_path_factory.mktemp("t5"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_overrides():
     """:func:`tiny_run_overrides`, for test modules (conftest is not importable under importlib mode)."""
     return tiny_run_overrides
