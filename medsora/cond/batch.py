@@ -59,10 +59,12 @@ def batch_condition(encoder, cond_cfg, batch: dict, x0: Tensor, rng, train: bool
             text = TextFeatures(batch["text_hidden"], batch["text_mask"])  # precomputed by medsora.encode
         cond = encoder(captions=batch.get("caption"), modalities=batch.get("modality"), drop=drop, text=text,
                        attributes=attributes, attribute_drop=attribute_drop)
-    if cond_cfg.first_frame:
+    first, first_dropout = ((encoder.first_frame, encoder.first_frame_dropout) if encoder is not None
+                            else (bool(cond_cfg.first_frame), float(cond_cfg.first_frame_dropout)))
+    if first:
         context = first_frame_context(x0)
-        if train and cond_cfg.first_frame_dropout > 0:
-            context = context.drop(rng.rand((n,)) < cond_cfg.first_frame_dropout)
+        if train and first_dropout > 0:
+            context = context.drop(rng.rand((n,)) < first_dropout)
         if cond is None:
             cond = Condition(torch.zeros(n, hidden, device=device, dtype=x0.dtype))
         cond = cond.with_context(context)
