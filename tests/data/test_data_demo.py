@@ -124,3 +124,16 @@ def test_data_root_demo_resolves_to_the_generated_set():
     assert dm.root.name == "demo-v2-seed0-n8" and dm.modalities == sorted(MODALITIES)
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (2, 3, 5, 16, 16) and torch.isfinite(batch["video"]).all()
+
+
+def test_manifest_carries_the_generators_attributes(demo16):
+    from medsora.data.demo import ATTRIBUTES
+
+    base = {"path", "caption", "modality", "split", "frames", "height", "width", "fps"}
+    for row in _rows(demo16):
+        assert set(row) - base == set(ATTRIBUTES[row["modality"]])  # only the modality's own columns
+        if row["modality"] == "ultrasound":  # the column is the rate the clip was rendered at
+            assert f"at {row['heart_rate']} beats per minute" in row["caption"]
+            assert row["heart_rate"] in (50, 65, 80, 100, 120) and row["probe_tilt"] in (0.0, 4.0, 8.0)
+        if row["modality"] == "endoscopy":
+            assert row["camera_motion"] in row["caption"]
