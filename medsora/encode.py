@@ -174,8 +174,8 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
         for item in loader:
             out = encode_batch(vae, teacher, item["video"].to(device), grid)
             parts.append({k: v.to("cpu", DTYPES[dtype]) for k, v in out.items()})
-            records += [{"caption": c, "modality": m, "path": p}
-                        for c, m, p in zip(item["caption"], item["modality"], item["path"])]
+            records += [{"caption": c, "modality": m, "path": p, "attributes": a}
+                        for c, m, p, a in zip(item["caption"], item["modality"], item["path"], item["attributes"])]
             if text_encoder is not None:
                 text += encode_captions(text_encoder, cfg.cond, item["caption"], item["modality"], device,
                                         DTYPES[text_dtype])

@@ -3,6 +3,8 @@
     python -m medsora.sample --ckpt lightning_logs/demo/version_0/checkpoints/last.ckpt --num 8 --out samples/
     python -m medsora.sample --ckpt last.ckpt --num 16 --out s/ --sampler ddpm --steps 250 --cfg 4 \\
         --modality endoscopy --prompt "a polyp near the center" --seed 7
+    python -m medsora.sample --ckpt last.ckpt --out s/ --modality ultrasound --attr heart_rate=60 --image echo.dcm \\
+        --image-frame 3
 
 Uses the checkpoint's EMA weights (when the run had EMA) and its config; the VAE is the run's
 ``vae.ckpt`` (``--vae`` when it moved). Sample i is a function of ``seed + i`` alone: any batch
@@ -39,10 +41,11 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
                      steps: Optional[int] = None, guidance: Optional[float] = None,
                      modalities: Optional[Sequence[str]] = None, prompts: Optional[Sequence[str]] = None,
                      negative_prompt: Optional[str] = None, batch_size: int = 8, fps: int = 8,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, control: Optional[dict] = None) -> dict:
     """Generate ``num`` videos with ``module`` (a ``DiffusionModule``) into ``out``.
 
     ``modalities``/``prompts`` of length 1 apply to every sample; longer lists are cycled.
+    ``control``: attributes / guide_attributes / first_frames for every sample (``medsora.cond.cli``).
     Returns the record written to ``samples.json``.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +59,8 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
         part = lambda v: None if v is None else v[start:start + n]  # noqa: E731
         videos, names = module.generate(n, seed=seed, start=start, sampler=sampler, steps=steps,
                                         guidance_scale=guidance, modalities=part(modalities), prompts=part(prompts),
-                                        negative_prompt=negative_prompt, batch_size=n, return_labels=True)
+                                        negative_prompt=negative_prompt, batch_size=n, return_labels=True,
+                                        **(control or {}))
         frames = to_uint8(videos)
         for i, clip in enumerate(frames):
             stem = out / f"sample_{start + i:03d}"
@@ -75,7 +79,9 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
     cfg = module.cfg.diffusion
     record = {"num": num, "seed": seed, "sampler": sampler or cfg.sampler, "steps": steps or cfg.sample_steps,
               "cfg_scale": cfg.cfg_scale if guidance is None else guidance, "negative_prompt": negative_prompt,
-              "files": files, "labels": labels, "seconds": round(time.perf_counter() - began, 2)}
+              "files": files, "labels": labels, "seconds": round(time.perf_counter() - began, 2),
+              "attributes": (control or {}).get("attributes"), "guide_attributes": (control or {}).get("guide_attributes"),
+              "first_frame": (control or {}).get("first_frames") is not None}
     (out / "samples.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
 
@@ -117,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode with a VAE whose fingerprint differs from the one the model was trained with")
     p.add_argument("--fps", type=int, default=8, help="frame rate of the written files (default 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from medsora.cond.cli import add_control_arguments
+
+    add_control_arguments(p)
     return p
 
 
@@ -148,10 +157,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if hasattr(module, "check_conditions"):
         module.check_conditions(args.modality, args.prompt, args.negative_prompt)  # before any sampling
     module = module.to(_device(args.device))
+    from medsora.cond.cli import control_from_args
+
+    control = control_from_args(args, module)
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,
-        batch_size=max(1, args.batch_size), fps=args.fps, progress=not args.no_progress,
+        batch_size=max(1, args.batch_size), fps=args.fps, progress=not args.no_progress, control=control,
     )
     print(f"{args.num} videos in {record['seconds']:.1f} s -> {Path(args.out).resolve()} (contact_sheet.png, "
           "sample_*.mp4/.gif, samples.json)")

@@ -34,6 +34,7 @@ from medsora.backbone.embeddings import PatchEmbed, TimestepEmbedder, sincos_gri
 from medsora.backbone.heads import AlignProjector, FinalLayer, unpatchify
 from medsora.backbone.layers import MedSoraLayer, build_layer, is_mamba_layer
 from medsora.backbone.schema import BLOCK_TYPES, ModelConfig
+from medsora.cond.context import context_channels, context_input
 from medsora.config.fields import section
 
 __all__ = ["MedSoraDiT", "MedSoraLayer"]
@@ -64,6 +65,9 @@ class MedSoraDiT(nn.Module):
             the per-layer features concatenated along the last axis (MedSora's reference taps every layer).
         align_projector: ``mlp`` (a learned projector per tapped layer) or ``resize`` (none: the raw
             hidden states, for the reference's resized-teacher loss).
+        context_frames: take context latents (image-to-video, long video) as ``C + 1`` extra input
+            channels (latents where given, and the mask), CogVideoX-I2V style; see
+            :mod:`medsora.cond.context` (``cond.first_frame``). Their patch-embedding weights start at zero.
         **overrides: ``ModelConfig`` fields replacing those of ``config``
             (``MedSoraDiT(4, depth=3, hidden=32)``); an unknown name is a ``TypeError``.
     """
@@ -79,6 +83,7 @@ class MedSoraDiT(nn.Module):
         align_tap: str = "spatial_mamba",
         align_layers: Optional[Sequence[int]] = None,
         align_projector: str = "mlp",
+        context_frames: bool = False,
         **overrides,
     ):
         super().__init__()
@@ -101,7 +106,9 @@ class MedSoraDiT(nn.Module):
         self.grad_checkpointing = cfg.grad_checkpointing
         self.context_dim = context_dim or cfg.hidden
 
-        self.patch_embed = PatchEmbed(in_channels, cfg.hidden, cfg.patch)
+        self.context_frames = context_frames
+        self.extra_channels = context_channels(in_channels) if context_frames else 0
+        self.patch_embed = PatchEmbed(in_channels + self.extra_channels, cfg.hidden, cfg.patch)
         self.t_embedder = TimestepEmbedder(cfg.hidden)
         self.layers = nn.ModuleList(build_layer(cfg, i, self.context_dim) for i in range(cfg.depth))
         self.final_layer = FinalLayer(cfg.hidden, cfg.patch, self.out_channels)
@@ -145,6 +152,7 @@ class MedSoraDiT(nn.Module):
         align_hidden: Optional[int] = None,
         align_layers: Optional[Sequence[int]] = None,
         align_projector: str = "mlp",
+        context_frames: bool = False,
     ) -> "MedSoraDiT":
         """Build from the ``model:`` config section (``ModelConfig``).
 
@@ -152,7 +160,8 @@ class MedSoraDiT(nn.Module):
         """
         overrides = {} if align_hidden is None else {"projector_hidden": align_hidden}
         return cls(in_channels, model_cfg, context_dim=context_dim, align_dim=align_dim, align_depth=align_depth,
-                   align_tap=align_tap, align_layers=align_layers, align_projector=align_projector, **overrides)
+                   align_tap=align_tap, align_layers=align_layers, align_projector=align_projector,
+                   context_frames=context_frames, **overrides)
 
     # ------------------------------------------------------------------ init
     def initialize_weights(self) -> None:
@@ -170,6 +179,8 @@ class MedSoraDiT(nn.Module):
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.proj.bias)
+        if self.extra_channels:  # context channels start silent: the model begins as the unconditional one
+            nn.init.zeros_(self.patch_embed.proj.weight[:, self.in_channels:])
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         for layer in self.layers:
@@ -214,6 +225,8 @@ class MedSoraDiT(nn.Module):
         context: Optional[torch.Tensor] = None,
         context_mask: Optional[torch.Tensor] = None,
         return_align: bool = False,
+        context_latents: Optional[torch.Tensor] = None,
+        context_latent_mask: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """Predict noise (and variance) for noisy latents.
 
@@ -224,10 +237,18 @@ class MedSoraDiT(nn.Module):
             context: B×S×context_dim tokens for ``cross_attn`` sub-blocks.
             context_mask: B×S bool, True for real context tokens.
             return_align: also return the projected features for the alignment loss.
+            context_latents: B×C×T×H×W clean latents given at some positions (``context_frames``
+                models only; ``None``: none given); the caller keeps them written into ``x``.
+            context_latent_mask: B×1×T×H×W bool, where they are given.
         Returns:
             B×C'×T×H×W (C' = 2C with learn_sigma), or ``(out, align)`` with
             ``align: B×T×(H/patch)×(W/patch)×align_dim``.
         """
+        if self.context_frames:
+            x = context_input(x, context_latents, context_latent_mask)
+        elif context_latents is not None:
+            raise ValueError("forward() got context latents but this model has no context channels "
+                             "(train with cond.first_frame: true)")
         tokens = self.patch_embed(x)
         b, t_len, h, w, d = tokens.shape
         tokens = tokens + _positions(d, t_len, h, w).to(device=tokens.device, dtype=tokens.dtype)

@@ -1,4 +1,5 @@
-"""Conditioning: modality class embedding and frozen T5 captions (Bora), with CFG dropout.
+"""Conditioning: modality class embedding, frozen T5 captions (Bora), named clinical attributes and
+context latents (image-to-video, long video), with CFG dropout.
 
 ``build_condition_encoder(cfg.cond, cfg.model.hidden, modalities)`` gives a
 :class:`ConditionEncoder` (or ``None``); calling it on a batch's captions/modalities
@@ -10,6 +11,13 @@ and composing a config must not pay for importing diffusers.
 from importlib import import_module
 
 _EXPORTS = {
+    "AttributeBatch": "attributes",
+    "AttributeEmbedding": "attributes",
+    "AttributeSpec": "attributes",
+    "AttributeValueError": "attribute_spec",
+    "attribute_specs": "attribute_spec",
+    "ContextLatents": "context",
+    "apply_context": "context",
     "check_template": "captions",
     "prepare_captions": "captions",
     "Condition": "condition",

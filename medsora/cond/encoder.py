@@ -1,4 +1,5 @@
-"""The condition encoder: modality and caption -> pooled vector + context tokens, with CFG dropout."""
+"""The condition encoder: modality, caption and named attributes -> pooled vector + context tokens,
+with CFG dropout (whole condition, and per attribute)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import PixArtAlphaTextProjection
 from torch import Tensor, nn
 
+from medsora.cond.attributes import AttributeBatch, AttributeEmbedding, AttributeSpec, attribute_specs
 from medsora.cond.captions import check_template, prepare_captions
 from medsora.cond.condition import Condition
 from medsora.cond.modality import ModalityEmbedding, normalise_modality
@@ -31,7 +33,9 @@ class ConditionEncoder(nn.Module):
       pooled text projection); dropped samples get a learned null sequence of
       ``null_tokens`` tokens instead of their T5 features, so the null text is learned
       with the model and exists without loading T5.
-    * pooled = modality embedding + text pooled vector (B×hidden).
+    * attributes: :class:`medsora.cond.attributes.AttributeEmbedding` (scalars: Fourier features +
+      MLP; labels: a table), each with a null embedding and its own dropout probability;
+    * pooled = modality embedding + text pooled vector + attribute embeddings (B×hidden).
 
     Condition dropout (classifier-free guidance training) drops a sample's whole
     condition — modality and text together — with probability ``dropout`` in training
@@ -52,6 +56,8 @@ class ConditionEncoder(nn.Module):
             resolves them from ``cond.modalities`` or the data set).
         text_encoder: a frozen :class:`T5TextEncoder`; ``None`` disables text.
         **overrides: ``CondConfig`` fields replacing those of ``config`` (``dropout=0.0``).
+        attributes: declared attributes; default those of ``config.attributes``
+            (:func:`medsora.cond.attribute_spec.attribute_specs`).
     """
 
     def __init__(
@@ -60,13 +66,16 @@ class ConditionEncoder(nn.Module):
         config: Optional[CondConfig] = None,
         modalities: Sequence[str] = (),
         text_encoder: Optional[T5TextEncoder] = None,
+        attributes: Optional[Sequence[AttributeSpec]] = None,
         **overrides,
     ):
         super().__init__()
         cfg = section(CondConfig, config, overrides)
         dropout, null_tokens = cfg.dropout, cfg.null_tokens
-        if not modalities and text_encoder is None:
-            raise ValueError("ConditionEncoder needs modalities or a text encoder (cond.modality / cond.text)")
+        attributes = attribute_specs(cfg) if attributes is None else tuple(attributes)
+        if not modalities and text_encoder is None and not attributes:
+            raise ValueError("ConditionEncoder needs modalities, a text encoder or attributes "
+                             "(cond.modality / cond.text / cond.attributes)")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"cond.dropout = {dropout}: must be in [0, 1) (0.1 is the usual CFG rate)")
         if cfg.use_template and text_encoder is None:
@@ -79,6 +88,11 @@ class ConditionEncoder(nn.Module):
         self.template = check_template(cfg.template)
         self.use_template = cfg.use_template
         self.modality = ModalityEmbedding(modalities, hidden) if modalities else None
+        self.attributes = AttributeEmbedding(attributes, hidden) if attributes else None
+        # image-to-video context: its channels are the backbone's, its dropout is drawn with this condition's
+        self.first_frame, self.first_frame_dropout = bool(cfg.first_frame), float(cfg.first_frame_dropout)
+        if not 0.0 <= self.first_frame_dropout < 1.0:
+            raise ValueError(f"cond.first_frame_dropout = {self.first_frame_dropout}: must be in [0, 1)")
         # A plain attribute, not a submodule: the frozen T5 stays out of state dicts (see T5TextEncoder).
         self.text_encoder = text_encoder
         if text_encoder is not None:
@@ -96,12 +110,35 @@ class ConditionEncoder(nn.Module):
     def modalities(self) -> tuple[str, ...]:
         return self.modality.names if self.modality is not None else ()
 
+    @property
+    def attribute_specs(self) -> tuple[AttributeSpec, ...]:
+        return self.attributes.specs if self.attributes is not None else ()
+
+    def attribute_batch(self, rows, batch_size: int, where: Optional[Sequence[str]] = None) -> Optional[AttributeBatch]:
+        """Parse per-sample attribute rows (dicts, JSON text or ``None``) or pass an AttributeBatch through."""
+        if self.attributes is None or rows is None or isinstance(rows, AttributeBatch):
+            return rows if self.attributes is not None else None
+        if len(rows) != batch_size:
+            raise ValueError(f"attributes: got {len(rows)} rows for a batch of {batch_size}")
+        return AttributeBatch.from_rows(self.attributes.specs, rows, where)
+
+    def attribute_dropout(self, batch_size: int, draws: Optional[Tensor] = None) -> dict[str, Tensor]:
+        """Per-attribute CFG dropout masks (B bool each), from ``draws`` (B×A uniforms) or torch's RNG."""
+        specs = self.attribute_specs
+        if not specs:
+            return {}
+        if draws is None:
+            draws = torch.rand(batch_size, len(specs), device=self.device)
+        return {s.name: draws[:, i].to(self.device) < s.dropout for i, s in enumerate(specs)}
+
     def forward(
         self,
         captions: Optional[Sequence[Optional[str]]] = None,
         modalities: Optional[Sequence[Optional[str]]] = None,
         drop: Optional[Tensor] = None,
         text: Optional[TextFeatures] = None,
+        attributes=None,
+        attribute_drop: Optional[dict[str, Tensor]] = None,
     ) -> Condition:
         """Encode a batch.
 
@@ -115,7 +152,9 @@ class ConditionEncoder(nn.Module):
         Returns:
             :class:`Condition` with pooled B×hidden and, with text, tokens B×S×hidden, mask B×S.
         """
-        batch_size = self._batch_size(captions, modalities, drop, text)
+        batch_size = self._batch_size(captions, modalities, drop, text, attributes)
+        if attribute_drop is None:
+            attribute_drop = self.attribute_dropout(batch_size) if self.training else {}
         if drop is None:
             if self.training and self.dropout > 0:
                 drop = torch.rand(batch_size, device=self.device) < self.dropout
@@ -135,7 +174,7 @@ class ConditionEncoder(nn.Module):
             else:
                 texts = prepare_captions(captions, modalities, batch_size, self.template, self.use_template)
                 text = self.text_encoder.encode(texts, device=self.device)
-        return self._assemble(modalities, text, drop)
+        return self._assemble(modalities, text, drop, self.attribute_batch(attributes, batch_size), attribute_drop)
 
     def null(self, batch_size: int) -> Condition:
         """The unconditional condition (null modality, null text) for CFG's unconditional branch."""
@@ -152,41 +191,67 @@ class ConditionEncoder(nn.Module):
         if len(prompts) != batch_size:
             raise ValueError(f"negative prompts: got {len(prompts)} for a batch of {batch_size}")
         text = self.text_encoder.encode([p.strip() or None for p in prompts], device=self.device)
-        return self._assemble(None, text, torch.zeros(batch_size, dtype=torch.bool, device=self.device))
+        return self._assemble(None, text, torch.zeros(batch_size, dtype=torch.bool, device=self.device), None, {})
 
     def guidance_pair(
         self,
         captions: Optional[Sequence[Optional[str]]] = None,
         modalities: Optional[Sequence[Optional[str]]] = None,
         negative_prompt: Optional[str | Sequence[str]] = None,
+        attributes=None,
+        guide: Optional[Sequence[str]] = None,
     ) -> tuple[Condition, Condition]:
         """The conditional and unconditional branches of classifier-free guidance.
 
         The unconditional branch is :meth:`null`, or :meth:`negative` when a non-empty
-        ``negative_prompt`` is given. Both come back with token sequences of one length
-        (masked padding), so their ``model_kwargs()`` concatenate along the batch.
+        ``negative_prompt`` is given. With ``guide`` (attribute names) it is instead the
+        conditional branch with only those attributes dropped to their null embeddings, so
+        guidance acts through them alone (per-attribute CFG). Both come back with token
+        sequences of one length (masked padding), so their ``model_kwargs()`` concatenate
+        along the batch.
         """
-        cond = self(captions, modalities, drop=torch.zeros(self._batch_size(captions, modalities, None, None),
-                                                          dtype=torch.bool, device=self.device))
-        b = cond.batch_size
-        uncond = self.negative(negative_prompt, b) if negative_prompt else self.null(b)
+        b = self._batch_size(captions, modalities, None, None, attributes)
+        zeros = torch.zeros(b, dtype=torch.bool, device=self.device)
+        no_attr = {name: zeros for name in self.attributes.names} if self.attributes is not None else {}
+        cond = self(captions, modalities, drop=zeros, attributes=attributes, attribute_drop=no_attr)
+        if guide is not None:
+            unknown = [g for g in guide if g not in no_attr]
+            if unknown or not guide:
+                raise ValueError(f"guidance on attributes {list(guide)}: this model's attributes are "
+                                 f"{list(no_attr) or 'none (cond.attributes is empty)'}")
+            if negative_prompt:
+                raise ValueError("a negative prompt and attribute guidance both define the unconditional "
+                                 "branch: use one of them")
+            dropped = {**no_attr, **{g: ~zeros for g in guide}}
+            uncond = self(captions, modalities, drop=zeros, attributes=attributes, attribute_drop=dropped)
+        else:
+            uncond = self.negative(negative_prompt, b) if negative_prompt else self.null(b)
         if cond.tokens is None:
             return cond, uncond
         length = max(cond.tokens.shape[1], uncond.tokens.shape[1])
         return cond.pad_to(length), uncond.pad_to(length)
 
-    def _batch_size(self, captions, modalities, drop, text) -> int:
+    def _batch_size(self, captions, modalities, drop, text, attributes=None) -> int:
         for given in (captions, modalities, drop):
             if given is not None:
                 return len(given)
         if text is not None:
             return text.hidden.shape[0]
-        raise ValueError("ConditionEncoder: pass captions, modalities, text or drop (to know the batch size)")
+        if attributes is not None:
+            return attributes.batch_size if isinstance(attributes, AttributeBatch) else len(attributes)
+        raise ValueError("ConditionEncoder: pass captions, modalities, text, attributes or drop "
+                         "(to know the batch size)")
 
-    def _assemble(self, modalities, text: Optional[TextFeatures], drop: Tensor) -> Condition:
+    def _assemble(self, modalities, text: Optional[TextFeatures], drop: Tensor,
+                  attributes: Optional[AttributeBatch] = None, attribute_drop: Optional[dict] = None) -> Condition:
         pooled = torch.zeros(drop.shape[0], self.hidden, device=self.device, dtype=self._dtype())
         if self.modality is not None:
             pooled = pooled + self.modality(modalities, drop)
+        if self.attributes is not None:
+            # a dropped condition drops every attribute too: the null condition is the unconditional model
+            attr_drop = {n: drop | (attribute_drop or {}).get(n, torch.zeros_like(drop)).to(drop.device)
+                         for n in self.attributes.names}
+            pooled = pooled + self.attributes(attributes, attr_drop, drop.shape[0]).to(pooled.dtype)
         if self.text_encoder is None:
             return Condition(pooled)
         tokens, mask, text_pooled = self._text(text, drop)
@@ -228,7 +293,8 @@ def build_condition_encoder(
             ``cond.modalities`` is empty; the classes are sorted so that the same set
             always gives the same indices.
     """
-    if not cond_cfg.modality and not cond_cfg.text:
+    specs = attribute_specs(cond_cfg)
+    if not cond_cfg.modality and not cond_cfg.text and not specs:
         return None
     names: list[str] = []
     if cond_cfg.modality:
@@ -240,4 +306,4 @@ def build_condition_encoder(
                 "or use a data set whose manifest has a 'modality' column"
             )
     text_encoder = T5TextEncoder.from_config(cond_cfg) if cond_cfg.text else None
-    return ConditionEncoder(hidden, cond_cfg, modalities=names, text_encoder=text_encoder)
+    return ConditionEncoder(hidden, cond_cfg, modalities=names, text_encoder=text_encoder, attributes=specs)

@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from medsora.config.fields import bounded, choice, path_to
+
+
+@dataclass
+class AttributeConfig:
+    """One named attribute read from a manifest column (``cond.attributes.<name>``)."""
+
+    kind: str = "scalar"  # scalar (Fourier features + MLP) | label (embedding table); checked at start-up
+    column: Optional[str] = None  # manifest column; None: the attribute's name
+    range: List[float] = field(default_factory=list)  # scalar: [low, high], values outside are refused
+    values: List[str] = field(default_factory=list)  # label: the closed list of classes
+    dropout: float = 0.1  # probability this attribute alone is dropped to its null embedding (per-attribute CFG)
 
 
 @dataclass
@@ -19,3 +30,6 @@ class CondConfig:
     null_tokens: int = bounded(8, 1, 4096)  # length of the learned null text sequence that dropped captions become
     template: str = "This is a {modality} video."
     use_template: bool = False  # Bora stage 1: every caption replaced by the template
+    attributes: Dict[str, AttributeConfig] = field(default_factory=dict)  # named scalar/label attributes
+    first_frame: bool = False  # image-to-video: the clean latent of frame 0 as extra input channels + mask
+    first_frame_dropout: float = 0.1  # probability the first frame is withheld in training (CFG, plain T2V)

@@ -364,6 +364,9 @@ def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: 
             + " — set them in the experiment file or on the command line (key=value)"
         )
     _check_values(cfg, RunConfig, "", comp.origin)
+    from medsora.cond.attribute_spec import attribute_specs
+
+    attribute_specs(cfg.cond)  # cond.attributes: kind, range / values, dropout (names the key)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -6,7 +6,8 @@ Layout under ``data.cache``::
     <split>/shard-00000.safetensors    latent_mean, latent_std  N×C×T×h×w;  flow  N×T×h×w×D
                                        optional T5 caption features: text_hidden ΣL_i×D (the
                                        real tokens of every item, concatenated), text_offsets N+1
-                                       metadata "records": JSON [{caption, modality, path}, ...]
+                                       metadata "records": JSON [{caption, modality, path,
+                                       attributes}, ...] (attributes: the clip's manifest columns, JSON)
 
 The manifest's ``"text"`` entry (``None`` without features) says which T5, token limit and
 template made the caption features; :func:`check_text_features` compares it with a run.
@@ -40,7 +41,7 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 TENSOR_KEYS = ("latent_mean", "latent_std", "flow")
 TEXT_KEYS = ("text_hidden", "text_offsets")
-RECORD_KEYS = ("caption", "modality", "path")
+RECORD_KEYS = ("caption", "modality", "path", "attributes")
 
 # data.* keys that change which pixels reach the VAE and the teacher.
 DATA_KEYS = ("root", "manifest", "size", "crop", "num_frames", "frame_stride", "adaptive_interval",
@@ -64,7 +65,12 @@ def _plain(value: Any) -> Any:
 def data_fingerprint(data_cfg) -> dict:
     """The ``data:`` settings that determine the cached clips (JSON-ready values)."""
     keys = DATA_KEYS + (DEMO_KEYS if data_cfg.root == "demo" else ())
-    return {key: _plain(data_cfg[key]) for key in keys}
+    found = {key: _plain(data_cfg[key]) for key in keys}
+    if data_cfg.root == "demo":
+        from medsora.data.demo import DEMO_VERSION
+
+        found["demo_version"] = DEMO_VERSION  # another demo version has other files or columns
+    return found
 
 
 def fingerprint_differences(found: dict, expected: dict, prefix: str = "") -> list[str]:
@@ -126,7 +132,8 @@ def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict
 
     Args:
         tensors: :data:`TENSOR_KEYS`, sharing a leading item axis.
-        records: one ``{caption, modality, path}`` per item.
+        records: one ``{caption, modality, path, attributes}`` per item (attributes: JSON text of the
+            clip's manifest columns; absent = none).
         text: optional T5 features per item, ``L_i×D`` (``L_i`` may be 0: no text).
     """
     n = len(records)
@@ -142,7 +149,7 @@ def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict
         lengths = torch.tensor([0] + [t.shape[0] for t in text], dtype=torch.int64)
         payload["text_hidden"] = torch.cat([t.detach().cpu() for t in text]).contiguous()
         payload["text_offsets"] = lengths.cumsum(0)
-    meta = [{k: str(r[k]) for k in RECORD_KEYS} for r in records]
+    meta = [{k: str(r.get(k, "{}" if k == "attributes" else "")) for k in RECORD_KEYS} for r in records]
     save_file(payload, str(tmp), metadata={"records": json.dumps(meta)})
     os.replace(tmp, path)
 
@@ -166,7 +173,8 @@ class CacheDataset(Dataset):
             only the keys given are checked. ``None`` checks nothing.
     Items:
         ``{"latent_mean": C×T×h×w, "latent_std": C×T×h×w, "flow": T×h×w×D`` (float32, whatever
-        the stored dtype), ``"caption": str, "modality": str, "path": str}``, and
+        the stored dtype), ``"caption": str, "modality": str, "path": str, "attributes": str}``
+        (attributes: the clip's manifest columns as JSON; ``"{}"`` in caches written before them), and
         ``"text_hidden": L×D`` when the cache has caption features (:attr:`has_text`;
         batch them with :func:`collate_items`).
     Raises:
@@ -229,6 +237,7 @@ class CacheDataset(Dataset):
                 start, stop = fh.get_slice("text_offsets")[row:row + 2].tolist()
                 item["text_hidden"] = fh.get_slice("text_hidden")[start:stop].float()
         item.update(self._records[shard][row])
+        item.setdefault("attributes", "{}")
         return item
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -65,7 +66,8 @@ class VideoClipDataset(Dataset):
     """One clip per video of a split.
 
     Items: {"video": 3×F×size×size float32 in [-1, 1], "caption": str,
-    "modality": str, "path": str (relative to the data root)}.
+    "modality": str, "path": str (relative to the data root), "attributes": str (the manifest's
+    extra columns as a JSON object, read by ``cond.attributes``)}.
 
     Training draws a random temporal offset (and a random crop when
     ``settings.random_crop``) from torch's RNG, which DataLoader seeds per worker;
@@ -127,7 +129,8 @@ class VideoClipDataset(Dataset):
         clip = decoded[frames] if decoded is not None else self._read(index, frames)
         video = preprocess_frames(clip, s.size, random_crop=s.random_crop and self.train)
         table.state[index] = table.SHORT_PADDED if short else table.OK
-        return {"video": video, "caption": entry.caption, "modality": entry.modality, "path": entry.key}
+        return {"video": video, "caption": entry.caption, "modality": entry.modality, "path": entry.key,
+                "attributes": json.dumps(entry.meta, sort_keys=True)}
 
     def __getitem__(self, position: int) -> dict:
         with _one_thread_in_main_process():

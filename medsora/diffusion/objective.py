@@ -68,8 +68,12 @@ class DiffusionObjective:
             return model_out, None
         return model_out[:, :channels], model_out[:, channels:]
 
-    def losses(self, model_out: Tensor, x0: Tensor, xt: Tensor, t: Tensor, eps: Tensor) -> dict[str, Tensor]:
+    def losses(self, model_out: Tensor, x0: Tensor, xt: Tensor, t: Tensor, eps: Tensor,
+               weight: Tensor | None = None) -> dict[str, Tensor]:
         """Per-sample loss terms (each of shape B, float32).
+
+        ``weight`` (broadcastable to x0, e.g. B×1×T×H×W; 1 = counted, 0 = skipped) restricts every
+        term to some positions: context latents (image-to-video, long video) are given, not predicted.
 
         Returns:
             ``{"denoise": mean squared error of the prediction}`` plus ``"vlb"`` (bits/dim, times
@@ -79,9 +83,15 @@ class DiffusionObjective:
         prediction, var_values = self.split(model_out.float(), x0.shape[1])
         dims = tuple(range(1, x0.ndim))
         target = self.target(x0.float(), eps.float(), t)
-        terms = {"denoise": (prediction - target).pow(2).mean(dim=dims)}
+        if weight is None:
+            mean = lambda v: v.mean(dim=dims)  # noqa: E731
+        else:
+            w = weight.float().expand_as(x0)
+            mean = lambda v: (v * w).sum(dim=dims) / w.sum(dim=dims).clamp(min=1.0)  # noqa: E731
+        terms = {"denoise": mean((prediction - target).pow(2))}
         if var_values is not None:
-            vlb = self.tables.vlb(prediction.detach(), var_values, x0.float(), xt.float(), t, self.prediction_type)
+            vlb = self.tables.vlb(prediction.detach(), var_values, x0.float(), xt.float(), t, self.prediction_type,
+                                  reduce=mean)
             # The bound's terms are per-step; DiT trains at 1000 steps where this scale is 1.
             terms["vlb"] = self.vlb_weight * vlb * (self.num_timesteps / 1000.0)
         return terms

@@ -8,6 +8,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from medsora.cond.context import apply_context
 from medsora.diffusion.guidance import Denoiser, guided_prediction
 from medsora.diffusion.schedules import sampling_scheduler
 from medsora.diffusion.schema import DiffusionConfig
@@ -46,6 +47,9 @@ def sample_latents(denoiser: Denoiser, shape: Sequence[int], cfg: DiffusionConfi
         sampler, steps, guidance_scale: override ``cfg.sampler``, ``cfg.sample_steps``, ``cfg.cfg_scale``.
         cond / uncond: conditioning keyword arguments and their null counterparts (for guidance);
             ``both`` the arguments of the stacked [cond; uncond] batch (see ``guided_prediction``).
+            Context latents in ``cond`` (``context_latents``, ``context_latent_mask``: image-to-video,
+            long video) are written into the sample before the first step and after every step, so
+            they stay exactly clean whatever the sampler and the guidance.
     Returns:
         latents B×C×T×H×W in ``dtype`` on ``device`` (in the model's scaled latent space).
     """
@@ -61,6 +65,8 @@ def sample_latents(denoiser: Denoiser, shape: Sequence[int], cfg: DiffusionConfi
     channels = shape[1]
     x = randn_tensor(tuple(shape), generator=generators, device=torch.device(device), dtype=torch.float32)
     x = x * scheduler.init_noise_sigma
+    known = (cond or {}).get("context_latents"), (cond or {}).get("context_latent_mask")
+    x = apply_context(x, *known)
     for t in tqdm(scheduler.timesteps, desc=f"sampling ({sampler}, {steps} steps)", disable=not progress,
                   leave=False):
         model_in = scheduler.scale_model_input(x, t)
@@ -72,4 +78,5 @@ def sample_latents(denoiser: Denoiser, shape: Sequence[int], cfg: DiffusionConfi
             x = scheduler.step(out[:, :channels], t, x, eta=cfg.ddim_eta, generator=generators).prev_sample
         else:
             x = scheduler.step(out, t, x, generator=generators).prev_sample
+        x = apply_context(x, *known)
     return x.to(dtype)

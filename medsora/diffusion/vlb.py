@@ -96,13 +96,14 @@ class PosteriorTables:
         return frac * max_log + (1.0 - frac) * min_log
 
     def vlb(self, mean_prediction: Tensor, var_values: Tensor, x0: Tensor, xt: Tensor, t: Tensor,
-            prediction_type: str) -> Tensor:
+            prediction_type: str, reduce=None) -> Tensor:
         """The per-sample bound term L_t in bits per dimension (B), decoder NLL at t = 0.
 
         Args:
             mean_prediction: the epsilon/v prediction, B×…; detach it to train only the variance.
             var_values: the model's variance channels, B×…, same shape.
             x0, xt: clean and noised samples, B×…; t: B integer timesteps.
+            reduce: per-element B×… -> B (default the mean over all but the batch axis).
         """
         model_x0 = self.predict_x0(mean_prediction, xt, t, prediction_type)
         model_mean = self.posterior_mean(model_x0, xt, t)
@@ -110,6 +111,7 @@ class PosteriorTables:
         true_mean = self.posterior_mean(x0, xt, t)
         true_log_var = self._at(self.log_variance_clipped, t, xt.ndim).expand_as(xt)
         dims = tuple(range(1, xt.ndim))
-        kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(dim=dims) / math.log(2.0)
-        nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(dim=dims) / math.log(2.0)
+        reduce = reduce or (lambda v: v.mean(dim=dims))
+        kl = reduce(normal_kl(true_mean, true_log_var, model_mean, model_log_var)) / math.log(2.0)
+        nll = -reduce(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var)) / math.log(2.0)
         return torch.where(t == 0, nll, kl)

@@ -216,27 +216,26 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
                              "set vae.latent_channels to the VAE's (or the cache's) latent width")
         return x0, flow
 
-    def _condition(self, batch: dict, n: int, rng: BatchRandom, train: bool):
-        if self.cond_encoder is None:
-            return None
-        drop = rng.rand((n,)) < self.cfg.cond.dropout if train else torch.zeros(n, dtype=torch.bool,
-                                                                                device=self.device)
-        text = None
-        if "text_hidden" in batch and self.cond_encoder.text_encoder is not None and not self.cond_encoder.use_template:
-            from medsora.cond.text_encoder import TextFeatures
+    def _condition(self, batch: dict, x0: Tensor, rng: BatchRandom, train: bool):
+        """(Condition or None, logged-only terms): see :func:`medsora.cond.batch.batch_condition`."""
+        from medsora.cond.batch import batch_condition
 
-            text = TextFeatures(batch["text_hidden"], batch["text_mask"])  # precomputed by medsora.encode
-        return self.cond_encoder(captions=batch.get("caption"), modalities=batch.get("modality"), drop=drop,
-                                 text=text)
+        return batch_condition(self.cond_encoder, self.cfg.cond, batch, x0, rng, train, int(self.cfg.model.hidden))
 
     def _denoise(self, x0: Tensor, t: Tensor, eps: Tensor, cond, flow: Optional[Tensor]) -> dict[str, Tensor]:
         xt = self.objective.scheduler.add_noise(x0, eps, t)
         kwargs = cond.model_kwargs() if cond is not None else {}
+        weight = None
+        if kwargs.get("context_latents") is not None:  # given latents stay clean and are not predicted
+            from medsora.cond.context import apply_context
+
+            xt = apply_context(xt, kwargs["context_latents"], kwargs["context_latent_mask"])
+            weight = ~kwargs["context_latent_mask"]
         if flow is not None:
             out, feats = self.backbone(xt, t, return_align=True, **kwargs)
         else:
             out, feats = self.backbone(xt, t, **kwargs), None
-        terms = {k: v.mean() for k, v in self.objective.losses(out, x0, xt, t, eps).items()}
+        terms = {k: v.mean() for k, v in self.objective.losses(out, x0, xt, t, eps, weight=weight).items()}
         if feats is not None:
             terms.update(self.align_loss(feats, flow.to(feats.device), t))
         return terms
@@ -256,17 +255,18 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
             from medsora.cond import Condition
 
             rep = lambda v: None if v is None else v.repeat_interleave(k, dim=0)  # noqa: E731
-            cond = Condition(rep(cond.pooled), rep(cond.tokens), rep(cond.mask))
+            cond = Condition(rep(cond.pooled), rep(cond.tokens), rep(cond.mask))  # single frames: no context
         return self._denoise(x0, t, eps, cond, None)
 
     def loss_terms(self, batch: dict, rng: BatchRandom, train: bool = True) -> dict[str, Tensor]:
         """All named terms of a batch; ``loss`` is the sum of :data:`LOSS_TERMS`."""
         x0, flow = self._latents(batch, rng)
         b = x0.shape[0]
-        cond = self._condition(batch, b, rng, train)
+        cond, logged = self._condition(batch, x0, rng, train)
         t = rng.randint(self.objective.num_timesteps, (b,))
         eps = rng.randn(x0.shape)
         terms = self._denoise(x0, t, eps, cond, flow)
+        terms.update(logged)  # e.g. attr_missing/<name>: logged, not summed
         if self.cfg.train.joint_images and "video" in batch:
             images = self._joint_images(batch, cond, rng)
             n_video = x0.numel()

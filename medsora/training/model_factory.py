@@ -26,4 +26,5 @@ def build_backbone(cfg):
         cfg.model, in_channels=int(cfg.vae.latent_channels), align_dim=align_dim, align_depth=cfg.align.depth,
         align_tap=cfg.align.tap, align_hidden=cfg.align.projector_dim, align_layers=layers,
         align_projector=cfg.align.projector if cfg.align.enabled else "mlp",
+        context_frames=bool(cfg.cond.first_frame),  # context latents as extra input channels (medsora.cond.context)
     )

@@ -29,6 +29,8 @@ class SamplingMixin:
         if enc.text_encoder is not None:
             parts.append(f"text through the template {enc.template!r} only (cond.use_template)" if enc.use_template
                          else "text (captions)")
+        if enc.attributes is not None:
+            parts.append(f"attributes ({', '.join(enc.attributes.names)})")
         return " and ".join(parts)
 
     def check_conditions(self, modalities=None, prompts=None, negative_prompt: Optional[str] = None) -> None:
@@ -48,26 +50,38 @@ class SamplingMixin:
             raise ValueError(f"--modality: this model is not conditioned on modality; it is conditioned on {what}")
 
     def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
-                      prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None):
-        """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None)."""
+                      prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
+                      attributes: Optional[Sequence] = None, guide_attributes: Optional[Sequence[str]] = None,
+                      first_frames: Optional[torch.Tensor] = None):
+        """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None).
+
+        ``first_frames`` (n×3×H×W in [-1, 1], preprocessed like the training clips) become the
+        context latents of both branches (image-to-video); see :func:`medsora.cond.control.control_pair`.
+        """
+        from medsora.cond.control import control_pair
+
         self.check_conditions(modalities, prompts, negative_prompt)
-        if self.cond_encoder is None:
-            return None, None
-        if modalities is None and prompts is None:
-            prompts = [""] * n  # without prompts, captions fall back to the template
-        return self.cond_encoder.guidance_pair(prompts, modalities, negative_prompt=negative_prompt)
+
+        return control_pair(self, n, modalities, prompts, negative_prompt, attributes, guide_attributes,
+                            first_frames)
 
     @torch.no_grad()
     def generate(self, num: int, seed: int = 0, sampler: Optional[str] = None, steps: Optional[int] = None,
                  guidance_scale: Optional[float] = None, modalities: Optional[Sequence[str]] = None,
                  prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
                  batch_size: int = 8, progress: bool = False, return_labels: bool = False, decode: bool = True,
-                 start: int = 0, generators: Optional[Sequence[torch.Generator]] = None):
+                 start: int = 0, generators: Optional[Sequence[torch.Generator]] = None, attributes=None,
+                 guide_attributes: Optional[Sequence[str]] = None, first_frames: Optional[torch.Tensor] = None):
         """Sample ``num`` videos; sample i is a function of ``seed + start + i`` alone.
 
         Args:
             modalities / prompts: per-sample conditions (a single value is repeated); a
                 modality-conditioned model without them cycles through its modalities.
+            attributes: per-sample attribute rows (``{column: value}``; one dict is repeated), see
+                ``cond.attributes``; absent attributes take their null embedding.
+            guide_attributes: guide on these attributes alone (the unconditional branch drops only them).
+            first_frames: image-to-video, ``num×3×H×W`` (or one ``3×H×W``) in [-1, 1], preprocessed like
+                the training clips; each sample's clip starts from its frame.
             batch_size: samples per sampler batch (does not change the result).
             decode: return decoded videos (else the scaled latents).
             generators: one CPU generator per sample, in place of ``seed`` (the exported pipeline's
@@ -80,7 +94,12 @@ class SamplingMixin:
             raise ValueError("decoding samples needs the VAE: set vae.ckpt=PATH")
         expand = lambda v: None if v is None else ([v] * num if isinstance(v, str) else list(v))  # noqa: E731
         modalities, prompts = expand(modalities), expand(prompts)
-        for given, what in ((modalities, "modalities"), (prompts, "prompts")):
+        if isinstance(attributes, (dict, str)):
+            attributes = [attributes] * num
+        if first_frames is not None and first_frames.dim() == 3:
+            first_frames = first_frames[None].expand(num, -1, -1, -1)
+        for given, what in ((modalities, "modalities"), (prompts, "prompts"), (attributes, "attribute rows"),
+                            (first_frames, "first frames")):
             if given is not None and len(given) != num:
                 raise ValueError(f"got {len(given)} {what} for {num} samples")
         autocast = self.device.type == "cuda" and str(self.cfg.trainer.precision) in ("auto", "bf16-mixed", "bf16-true")
@@ -91,7 +110,8 @@ class SamplingMixin:
             mods = part(modalities)
             if mods is None and prompts is None and self.cond_encoder is not None:
                 mods = self._cycle(n, start + chunk)  # a modality model shows each modality in turn
-            cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt)
+            cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt, part(attributes),
+                                              guide_attributes, part(first_frames))
             if cond is not None:
                 kwargs = dict(cond=cond.model_kwargs(), uncond=uncond.model_kwargs())
                 labels += list(part(prompts) or mods or [""] * n)

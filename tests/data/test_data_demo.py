@@ -40,7 +40,7 @@ def test_same_seed_gives_byte_identical_files(demo16, tmp_path):
     assert all(filecmp.cmp(demo16 / f, again / f, shallow=False) for f in files)
     other = ensure_demo(tmp_path / "c", seed=1, num_clips=4)
     assert not filecmp.cmp(demo16 / "mri" / "mri_000.mp4", other / "mri" / "mri_000.mp4", shallow=False)
-    assert demo16.name == "demo-v1-seed0-n16" and ensure_demo(tmp_path / "b", seed=0, num_clips=16) == again
+    assert demo16.name == "demo-v2-seed0-n16" and ensure_demo(tmp_path / "b", seed=0, num_clips=16) == again
 
 
 def test_manifest_describes_every_clip(demo16):
@@ -61,7 +61,7 @@ def test_clips_read_back_as_generated(demo16):
     plan = plan_clips(0, 16)[2]  # an MRI clip
     make = demo._MAKERS[plan.modality][0]
     with demo._one_thread():
-        video, caption = make(load_assets(), demo._rng(0, plan.index, "content"), plan.frames, plan.height, plan.width)
+        video, caption, _ = make(load_assets(), demo._rng(0, plan.index, "content"), plan.frames, plan.height, plan.width)
     decoded, _ = read_video(demo16 / plan.path)
     expected = to_uint8(video)
     if video_encoder()[0] == "libx264rgb":
@@ -108,7 +108,7 @@ def test_interrupted_generation_leaves_no_partial_set(tmp_path, monkeypatch):
 
     finished = subprocess.Popen(["true"])
     finished.wait()
-    stale = tmp_path / f".demo-v1-seed0-n4.tmp-{finished.pid}"  # left by a process that died
+    stale = tmp_path / f".demo-v2-seed0-n4.tmp-{finished.pid}"  # left by a process that died
     stale.mkdir()
     monkeypatch.undo()
     folder = ensure_demo(tmp_path, seed=0, num_clips=4)
@@ -121,6 +121,19 @@ def test_data_root_demo_resolves_to_the_generated_set():
     dm = VideoDataModule(cfg, seed=0)
     dm.prepare_data()
     dm.setup()
-    assert dm.root.name == "demo-v1-seed0-n8" and dm.modalities == sorted(MODALITIES)
+    assert dm.root.name == "demo-v2-seed0-n8" and dm.modalities == sorted(MODALITIES)
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (2, 3, 5, 16, 16) and torch.isfinite(batch["video"]).all()
+
+
+def test_manifest_carries_the_generators_attributes(demo16):
+    from medsora.data.demo import ATTRIBUTES
+
+    base = {"path", "caption", "modality", "split", "frames", "height", "width", "fps"}
+    for row in _rows(demo16):
+        assert set(row) - base == set(ATTRIBUTES[row["modality"]])  # only the modality's own columns
+        if row["modality"] == "ultrasound":  # the column is the rate the clip was rendered at
+            assert f"at {row['heart_rate']} beats per minute" in row["caption"]
+            assert row["heart_rate"] in (50, 65, 80, 100, 120) and row["probe_tilt"] in (0.0, 4.0, 8.0)
+        if row["modality"] == "endoscopy":
+            assert row["camera_motion"] in row["caption"]

@@ -1,6 +1,7 @@
 """Fixtures for the training tests: a synthetic encode cache and tiny run configs."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,11 @@ def make_cache(root: Path, n_train: int = 8, n_val: int = 2, flow_dim: int = 2, 
         std = torch.full_like(mean, 0.05)
         pooled = torch.nn.functional.avg_pool3d(mean, (1, 2, 2))  # N×C×T×h'×w'
         flow = pooled[:, :flow_dim].permute(0, 2, 3, 4, 1).contiguous()
-        records = [{"caption": f"a {m} video", "modality": m, "path": f"{split}/{i}.mp4"} for i, m in enumerate(mods)]
+        # a heart rate on most clips (missing on every third: the null path), a label on all
+        records = [{"caption": f"a {m} video", "modality": m, "path": f"{split}/{i}.mp4",
+                    "attributes": json.dumps({**({"heart_rate": 50 + 10 * i} if i % 3 else {}),
+                                              "view": ("apical", "parasternal")[i % 2]})}
+                   for i, m in enumerate(mods)]
         for k, (a, b) in enumerate(shard_plan(n, shard_size)):
             write_shard(shard_path(root, split, k), {"latent_mean": mean[a:b], "latent_std": std[a:b],
                                                      "flow": flow[a:b]}, records[a:b])
@@ -109,7 +114,7 @@ def tiny_t5_dir(tmp_path_factory) -> Path:
     return save_tiny_t5(tmp_path_factory.mktemp("t5"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_overrides():
     """:func:`tiny_run_overrides`, for test modules (conftest is not importable under importlib mode)."""
     return tiny_run_overrides

@@ -29,7 +29,7 @@ def _psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
 
 def _endoscopy_clip(seed: int, frames: int, size: int) -> torch.Tensor:
     """A clip of the demo set's endoscopy generator: 1×3×F×H×W in [-1, 1]."""
-    video, _ = make_endoscopy(load_assets(), np.random.default_rng(seed), frames, size, size)
+    video, _, _ = make_endoscopy(load_assets(), np.random.default_rng(seed), frames, size, size)
     return video.permute(1, 0, 2, 3)[None].float() * 2 - 1
 
 

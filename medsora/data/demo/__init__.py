@@ -6,7 +6,9 @@ ultrasound (a sector view of a cardiac cine loop with speckle and pulsation),
 MRI (slice scrolling through a brain volume with breathing-like deformation) and
 cell microscopy (cells migrating and dividing). Every clip is a real ``.mp4``
 listed in ``manifest.jsonl`` (path, caption, modality, split, frames, height,
-width, fps) and is read back through the same code as real data.
+width, fps, and the generator's physically meaningful parameters as attribute
+columns, see :data:`ATTRIBUTES`; a column a modality does not have is absent from
+its rows) and is read back through the same code as real data.
 
 Generation is deterministic (same seed -> byte-identical files) and atomic: it
 writes into a temporary folder that is renamed into place when complete, so an
@@ -33,9 +35,21 @@ from medsora.data.demo.render import to_uint8
 from medsora.data.demo.ultrasound import make_ultrasound
 from medsora.data.demo.writer import write_mp4
 
-__all__ = ["MODALITIES", "DEMO_VERSION", "ClipPlan", "cache_root", "demo_folder", "plan_clips", "generate_demo", "ensure_demo"]
+__all__ = ["MODALITIES", "DEMO_VERSION", "ATTRIBUTES", "ClipPlan", "cache_root", "demo_folder", "plan_clips", "generate_demo", "ensure_demo"]
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
+"""Bumped whenever the files or the manifest change (2: attribute columns); part of the folder name
+and of an encode cache's fingerprint, so caches of another version are refused."""
+ATTRIBUTES = {
+    "ultrasound": {"heart_rate": "beats per minute (50, 65, 80, 100, 120)", "gain": "display gain (0.8, 1.1, 1.4)",
+                   "probe_tilt": "peak probe sweep in degrees (0, 4, 8)"},
+    "endoscopy": {"camera_motion": "pans | advances | withdraws | rotates",
+                  "camera_speed": "relative speed of the motion (0.5, 1.0, 1.7)"},
+    "mri": {"breathing_rate": "deformation cycles per minute (22.5, 30, 45)", "scroll": "up | down"},
+    "microscopy": {"cell_count": "cells at the start (4-10)", "divisions": "cells that divide (0-3)",
+                   "migration": "slow | fast"},
+}
+"""Manifest attribute columns per modality and what they mean (for ``cond.attributes``)."""
 MODALITIES = ("endoscopy", "ultrasound", "mri", "microscopy")
 _MAKERS: dict[str, tuple[Callable, int]] = {  # generator, frames per second
     "endoscopy": (make_endoscopy, 12),
@@ -66,7 +80,7 @@ def cache_root() -> Path:
 
 
 def demo_folder(root: Optional[os.PathLike] = None, seed: int = 0, num_clips: int = 100) -> Path:
-    """Where the demo set of this seed and size lives: ``<root>/demo-v1-seed{seed}`` (``-n{num_clips}`` when not 100)."""
+    """Where the demo set of this seed and size lives: ``<root>/demo-v2-seed{seed}`` (``-n{num_clips}`` when not 100)."""
     name = f"demo-v{DEMO_VERSION}-seed{seed}" + ("" if num_clips == 100 else f"-n{num_clips}")
     return (Path(root).expanduser() if root is not None else cache_root()) / name
 
@@ -110,12 +124,13 @@ def generate_demo(folder: Path, seed: int = 0, num_clips: int = 100) -> None:
     with _one_thread():
         for plan in plan_clips(seed, num_clips):
             make, _ = _MAKERS[plan.modality]
-            video, caption = make(assets, _rng(seed, plan.index, "content"), plan.frames, plan.height, plan.width)
+            video, caption, attributes = make(assets, _rng(seed, plan.index, "content"), plan.frames, plan.height,
+                                              plan.width)
             target = folder / plan.path
             target.parent.mkdir(parents=True, exist_ok=True)
             write_mp4(target, to_uint8(video), plan.fps)
             rows.append({"path": plan.path, "caption": caption, "modality": plan.modality, "split": plan.split,
-                         "frames": plan.frames, "height": plan.height, "width": plan.width, "fps": plan.fps})
+                         "frames": plan.frames, "height": plan.height, "width": plan.width, "fps": plan.fps, **attributes})
     with open(folder / "manifest.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")

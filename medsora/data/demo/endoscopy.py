@@ -36,7 +36,11 @@ def _mucosa(tissue: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tenso
 
 
 def make_endoscopy(assets: DemoAssets, rng: np.random.Generator, frames: int, height: int, width: int):
-    """Returns (video T×3×H×W float in [0, 1], caption)."""
+    """Returns (video T×3×H×W float in [0, 1], caption, attributes).
+
+    Attributes (manifest columns): ``camera_motion`` (pans, advances, withdraws, rotates) and
+    ``camera_speed`` (relative speed of that motion: 0.5, 1.0 or 1.7).
+    """
     texture, glints = _mucosa(assets.tissue, rng)
     motion = _MOTIONS[int(rng.integers(len(_MOTIONS)))]
     speed_name = list(_SPEEDS)[int(rng.integers(len(_SPEEDS)))]
@@ -78,4 +82,4 @@ def make_endoscopy(assets: DemoAssets, rng: np.random.Generator, frames: int, he
     video = video * light
     caption = (f"Endoscopy video: the camera {motion_text} over pink mucosa with branching blood vessels"
                f"{', with many specular reflections' if glints > 14 else ''}.")
-    return video.clamp(0, 1), caption
+    return video.clamp(0, 1), caption, {"camera_motion": motion, "camera_speed": speed}

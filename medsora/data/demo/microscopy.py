@@ -76,7 +76,11 @@ def _tracks(rng: np.random.Generator, frames: int, count: int, radius: float, st
 
 
 def make_microscopy(assets: DemoAssets, rng: np.random.Generator, frames: int, height: int, width: int):
-    """Returns (video T×3×H×W float in [0, 1], caption)."""
+    """Returns (video T×3×H×W float in [0, 1], caption, attributes).
+
+    Attributes (manifest columns): ``cell_count`` (cells at the start), ``divisions`` (cells that
+    divide) and ``migration`` (slow or fast).
+    """
     y, x = base_grid(height, width)
     # The culture background drifts slowly (stage drift); a random window of the real image.
     culture = assets.culture
@@ -115,4 +119,5 @@ def make_microscopy(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     division_text = ("no cell divides" if divisions == 0 else
                      f"{divisions} cell{'s' if divisions > 1 else ''} divide{'' if divisions > 1 else 's'} into two daughter cells")
     caption = f"Cell microscopy video (phase contrast): {count} cells migrating {pace} over the culture; {division_text}."
-    return (video * tint).clamp(0, 1), caption
+    attributes = {"cell_count": count, "divisions": divisions, "migration": pace.replace("quickly", "fast").replace("slowly", "slow")}
+    return (video * tint).clamp(0, 1), caption, attributes

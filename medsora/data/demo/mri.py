@@ -13,8 +13,12 @@ from medsora.data.demo.render import base_grid
 __all__ = ["make_mri"]
 
 
-def make_mri(assets: DemoAssets, rng: np.random.Generator, frames: int, height: int, width: int):
-    """Returns (video T×1×H×W float in [0, 1], caption)."""
+def make_mri(assets: DemoAssets, rng: np.random.Generator, frames: int, height: int, width: int, fps: float = 6.0):
+    """Returns (video T×1×H×W float in [0, 1], caption, attributes).
+
+    Attributes (manifest columns): ``breathing_rate`` (deformation cycles per minute at ``fps``)
+    and ``scroll`` (up: towards the vertex, down: towards the skull base).
+    """
     volume = assets.brain  # D×H×W, axial slices
     depth, vh, vw = volume.shape
     t = torch.arange(frames, dtype=torch.float32)
@@ -51,4 +55,5 @@ def make_mri(assets: DemoAssets, rng: np.random.Generator, frames: int, height: 
     contrast = {0.8: "bright", 1.0: "standard", 1.25: "dark"}[gamma]
     caption = (f"MRI video: axial brain slices scrolling {pace} {way}, {contrast} contrast, with a breathing-like "
                f"deformation every {int(period)} frames.")
-    return video.clamp(0, 1), caption
+    attributes = {"breathing_rate": round(60.0 * fps / period, 3), "scroll": "up" if direction > 0 else "down"}
+    return video.clamp(0, 1), caption, attributes

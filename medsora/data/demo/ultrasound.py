@@ -32,7 +32,11 @@ def _cine(echo: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
 
 
 def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, height: int, width: int):
-    """Returns (video T×1×H×W float in [0, 1], caption)."""
+    """Returns (video T×1×H×W float in [0, 1], caption, attributes).
+
+    Attributes (manifest columns): ``heart_rate`` (beats per minute of the pulsation and the cine
+    loop), ``gain`` (display gain factor), ``probe_tilt`` (peak probe sweep, degrees).
+    """
     echo = assets.echo
     bpm = int(rng.choice([50, 65, 80, 100, 120]))
     depth = float(rng.uniform(150, 200))  # source pixels shown: deeper = more of the heart, smaller
@@ -85,4 +89,5 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     gain_text = {0.8: "low", 1.1: "medium", 1.4: "high"}[gain]
     caption = (f"Ultrasound video: sector view of a beating heart at {bpm} beats per minute ({speed} rhythm), "
                f"{gain_text} gain, {probe}, with speckle.")
-    return image.clamp(0, 1), caption
+    attributes = {"heart_rate": bpm, "gain": gain, "probe_tilt": round(math.degrees(tilt), 3)}
+    return image.clamp(0, 1), caption, attributes
