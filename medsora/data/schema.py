@@ -22,6 +22,9 @@ class DataConfig:
     adaptive_interval: bool = False  # Bora: smallest stride whose mean |Δframe| exceeds threshold_k
     threshold_k: float = 0.02  # mean absolute inter-frame difference, intensities in [0, 1]
     max_stride: int = 8  # largest interval the adaptive rule may pick
+    # Bora's modality balancing of each training epoch (medsora.data.balance): "modality" draws every
+    # modality equally often (stage 1), "smallest" down-samples every modality to the smallest (stage 2)
+    balance: str = choice("none", "none", "modality", "smallest")
     short_videos: str = choice("pad", "pad", "skip")  # fewer frames than a clip needs
     nifti_axis: int = 2  # slice axis (RAS+) for 3D volumes and 4D series
     nifti_slice: Optional[int] = None  # slice shown for 4D NIfTI; None = middle
