@@ -78,12 +78,13 @@ def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Opt
     Returns:
         ``{"data": ..., "vae": {"ckpt_sha256"}?, "align": {... , "patch"}}``.
     """
-    from medsora.flow.raft_weights import file_sha256
     from medsora.flow.teacher import teacher_identity as identity_of
 
     fp: dict[str, Any] = {"data": data_fingerprint(cfg.data)}
-    if vae_sha256 is None and cfg.vae.ckpt and Path(cfg.vae.ckpt).expanduser().is_file():
-        vae_sha256 = file_sha256(Path(cfg.vae.ckpt).expanduser())
+    if vae_sha256 is None:  # the checkpoint file, or the vae=sd folder
+        from medsora.vae.select import vae_identity
+
+        vae_sha256 = vae_identity(cfg.vae)
     if vae_sha256 is not None:
         fp["vae"] = {"ckpt_sha256": vae_sha256}
     if teacher_identity is None:

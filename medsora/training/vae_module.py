@@ -57,6 +57,9 @@ class VAEModule(L.LightningModule):
         self.cfg = cfg
         self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
         v = cfg.vae
+        if v.kind == "sd":
+            raise ValueError("vae.kind=sd is a frozen pretrained image VAE (vae=sd) used by the diffusion stage; it has "
+                             "no VAE training stage: drop vae=sd here (stage: vae trains the causal VAE)")
         if not v.train_base and (not v.pretrained or not v.freq_comp):
             raise ValueError(
                 "vae.train_base=false freezes the base VAE and trains only the compensation branches, which "
