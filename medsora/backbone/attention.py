@@ -95,12 +95,8 @@ class LocalAttention(_SelfAttention):
         self.window_frames = window_frames
 
     @classmethod
-    def from_config(cls, cfg, layer_index: int, context_dim: int) -> SubBlock:
-        """``model.local_attn``: ``tile`` (this class) or ``raster1d`` (the reference's 1-D raster windows)."""
-        if cfg.local_attn == "raster1d":
-            from medsora.backbone.raster_attention import RasterWindowAttention
-
-            return RasterWindowAttention(cfg.hidden, cfg.heads, cfg.window, cfg.window_reach)
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "LocalAttention":
+        """``model.local_attn: tile`` (``raster1d`` is :class:`~medsora.backbone.raster_attention.RasterWindowAttention`)."""
         return cls(cfg.hidden, cfg.heads, cfg.window, cfg.window_frames)
 
     def mix(self, h, context, context_mask):

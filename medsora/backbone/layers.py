@@ -7,6 +7,8 @@ from torch import nn
 
 from medsora.backbone.attention import CrossAttention, FullAttention, LocalAttention, SpatialAttention, TemporalAttention
 from medsora.backbone.mamba_blocks import SpatialMamba, TemporalMamba
+from medsora.backbone.raster_attention import RasterWindowAttention
+from medsora.backbone.slice_mamba import SliceSpiralMamba
 from medsora.backbone.subblock import MLPBlock, SubBlock
 from medsora.ssm import Mamba1Layer, Mamba2Layer
 
@@ -18,6 +20,20 @@ SUBBLOCKS: Dict[str, Type[SubBlock]] = {
                 CrossAttention)
 }
 """``model.blocks`` name -> sub-block class (each builds itself with ``from_config``)."""
+
+FORMS: Dict[tuple, Type[SubBlock]] = {
+    ("local_attn", "local_attn", "raster1d"): RasterWindowAttention,
+    ("spatial_mamba", "scan_geometry", "reference"): SliceSpiralMamba,
+}
+"""Alternative forms of a kind, chosen by a ``model:`` setting: (kind, setting, value) -> class (the reference's)."""
+
+
+def subblock_class(kind: str, cfg) -> Type[SubBlock]:
+    """The class that builds ``kind`` under these settings (``model.local_attn``, ``model.scan_geometry``)."""
+    for (form_kind, setting, value), cls in FORMS.items():
+        if form_kind == kind and getattr(cfg, setting) == value:
+            return cls
+    return SUBBLOCKS[kind]
 
 
 def is_mamba_layer(module: nn.Module) -> bool:
@@ -33,7 +49,7 @@ def build_subblock(kind: str, layer_index: int, cfg, context_dim: int) -> SubBlo
     """
     if kind not in SUBBLOCKS:
         raise ValueError(f"unknown block {kind!r} in model.blocks; expected one of {list(SUBBLOCKS)}")
-    return SUBBLOCKS[kind].from_config(cfg, layer_index, context_dim)
+    return subblock_class(kind, cfg).from_config(cfg, layer_index, context_dim)
 
 
 class MedSoraLayer(nn.Module):

@@ -87,10 +87,6 @@ class SpatialMamba(SubBlock):
     @classmethod
     def from_config(cls, cfg, layer_index: int, context_dim: int) -> "SpatialMamba":
         """Layer ``layer_index`` (0-based) scans the ``layer_index``-th order of the cycle when ``cycle_orders``."""
-        if cfg.scan_geometry == "reference":  # MedSora's frame×width / frame×height slices
-            from medsora.backbone.slice_mamba import SliceSpiralMamba
-
-            return SliceSpiralMamba.from_config(cfg, layer_index, context_dim)
         order = order_for_depth(cfg.scan_order, layer_index) if cfg.cycle_orders else cfg.scan_order
         return cls(cfg.hidden, mamba_factory(cfg), order, cfg.bidirectional, cfg.joint_frames)
 

@@ -44,6 +44,11 @@ class RasterWindowAttention(_SelfAttention):
             raise ValueError(f"model.window must be >= 1 and model.window_reach >= 0, got {window}, {reach}")
         self.window, self.reach = window, reach
 
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "RasterWindowAttention":
+        """``model.local_attn: raster1d`` with ``window`` tokens per window and ``window_reach``."""
+        return cls(cfg.hidden, cfg.heads, cfg.window, cfg.window_reach)
+
     def mix(self, h, context, context_mask):
         b, t, height, width, d = h.shape
         length = height * width

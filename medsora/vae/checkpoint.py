@@ -1,15 +1,23 @@
-"""Load a trained VAE from a ``VAEModule`` checkpoint for the diffusion stage and the encode cache."""
+"""Load a trained VAE from a ``VAEModule`` checkpoint for the diffusion stage and the encode cache.
+
+No Lightning here: inference reads the checkpoint file with :func:`medsora.pretrained.checkpoint_file.load_checkpoint`;
+the VAE stage (:mod:`medsora.training.vae_module`) writes the entry named :data:`CHECKPOINT_KEY`.
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from diffusers import AutoencoderKLCogVideoX
 
-from medsora.training.checkpointing import load_checkpoint
-from medsora.training.vae_module import CHECKPOINT_KEY
+from medsora.pretrained.checkpoint_file import load_checkpoint
 from medsora.vae.model import FreqCompVAE
+from medsora.vae.schema import VAEConfig
 
-__all__ = ["load_vae", "vae_from_meta"]
+__all__ = ["CHECKPOINT_KEY", "load_vae", "vae_from_meta"]
+
+CHECKPOINT_KEY = "medsora_vae"
+"""The checkpoint entry holding ``{"vae": the vae: section, "base_config": ..., "scaling_factor": ...}``."""
 
 
 def load_vae(ckpt_path: str | os.PathLike) -> tuple[FreqCompVAE, float]:
@@ -58,10 +66,6 @@ def vae_from_meta(meta: dict) -> FreqCompVAE:
     ``vae:`` config section); used by :func:`load_vae` and by the exported ``vae/`` folder
     (:class:`medsora.export.components.MedSoraVAE`), so both build the same model.
     """
-    from omegaconf import OmegaConf
-
-    from medsora.vae.schema import VAEConfig
-
-    # the whole recorded section: settings resolved from others (norm: auto reads vae.pretrained) resolve alike
-    settings = OmegaConf.merge(OmegaConf.structured(VAEConfig), meta["vae"])
+    known = {f.name for f in dataclasses.fields(VAEConfig)}  # keys an older version had and this one dropped are ignored
+    settings = VAEConfig(**{k: v for k, v in meta["vae"].items() if k in known})
     return FreqCompVAE(AutoencoderKLCogVideoX.from_config(meta["base_config"]), settings)
