@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
-__all__ = ["StditMapping", "map_stdit_state_dict", "load_stdit_weights"]
+__all__ = ["StditMapping", "map_stdit_state_dict", "load_stdit_weights", "stdit_shapes"]
 
 BACKBONE, COND = "backbone.", "cond_encoder."
 _EXACT = {
@@ -178,3 +178,32 @@ def load_stdit_weights(module: nn.Module, state: Mapping[str, Tensor], model_cfg
                          "vae.latent_channels, cond.null_tokens): " + "; ".join((absent + wrong)[:8]))
     module.load_state_dict(mapping.state, strict=False)
     return mapping
+
+
+def stdit_shapes(hidden: int = 1152, depth: int = 28, in_channels: int = 4, caption_channels: int = 4096,
+                 tokens: int = 120, patch: int = 2, learn_sigma: bool = True, frames: int = 16,
+                 spatial_tokens: int = 256) -> Dict[str, tuple]:
+    """Name -> shape of an Open-Sora 1.0 ``STDiT`` state dict (defaults: STDiT-XL/2 at 16x256x256), as its
+    ``__init__`` builds it (v1.0.0: ``qkv_bias=True``, no q/k norm, ``Mlp`` fc1/fc2, T2I final layer)."""
+    out_ch = 2 * in_channels if learn_sigma else in_channels
+    shapes = {
+        "pos_embed": (1, spatial_tokens, hidden), "pos_embed_temporal": (1, frames, hidden),
+        "x_embedder.proj.weight": (hidden, in_channels, 1, patch, patch), "x_embedder.proj.bias": (hidden,),
+        "t_embedder.mlp.0.weight": (hidden, 256), "t_embedder.mlp.0.bias": (hidden,),
+        "t_embedder.mlp.2.weight": (hidden, hidden), "t_embedder.mlp.2.bias": (hidden,),
+        "t_block.1.weight": (6 * hidden, hidden), "t_block.1.bias": (6 * hidden,),
+        "y_embedder.y_embedding": (tokens, caption_channels),
+        "y_embedder.y_proj.fc1.weight": (hidden, caption_channels), "y_embedder.y_proj.fc1.bias": (hidden,),
+        "y_embedder.y_proj.fc2.weight": (hidden, hidden), "y_embedder.y_proj.fc2.bias": (hidden,),
+        "final_layer.scale_shift_table": (2, hidden),
+        "final_layer.linear.weight": (patch * patch * out_ch, hidden), "final_layer.linear.bias": (patch * patch * out_ch,),
+    }
+    for i in range(depth):
+        b = f"blocks.{i}."
+        shapes[b + "scale_shift_table"] = (6, hidden)
+        for name, width in (("attn.qkv", 3), ("attn.proj", 1), ("cross_attn.q_linear", 1), ("cross_attn.kv_linear", 2),
+                            ("cross_attn.proj", 1), ("attn_temp.qkv", 3), ("attn_temp.proj", 1)):
+            shapes[b + name + ".weight"], shapes[b + name + ".bias"] = (width * hidden, hidden), (width * hidden,)
+        shapes[b + "mlp.fc1.weight"], shapes[b + "mlp.fc1.bias"] = (4 * hidden, hidden), (4 * hidden,)
+        shapes[b + "mlp.fc2.weight"], shapes[b + "mlp.fc2.bias"] = (hidden, 4 * hidden), (hidden,)
+    return shapes

@@ -145,10 +145,20 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         Loads the checkpoint's ``state_dict`` (its EMA weights when it had EMA) wherever names and
         shapes match; parameters the other run lacks keep their initialisation.
 
+        An Open-Sora 1.0 STDiT checkpoint (a plain state dict, as Bora starts from) is mapped onto
+        ``model=stdit`` by :mod:`medsora.backbone.stdit_keys`, which logs what had no equivalent.
+
         Raises:
             ValueError: a shared tensor has another shape, or nothing matches.
         """
-        state = load_checkpoint(path)["state_dict"]
+        state = load_checkpoint(path)
+        if "state_dict" not in state and any(k.endswith("x_embedder.proj.weight") for k in state):
+            from medsora.backbone.stdit_keys import load_stdit_weights
+
+            rank_zero_info(f"train.init_from={path} (Open-Sora STDiT): "
+                           + load_stdit_weights(self, state, self.cfg.model).report())
+            return
+        state = state["state_dict"]
         own = self.state_dict()
         shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
                   if k in own and own[k].shape != v.shape]

@@ -70,6 +70,13 @@ class Model(nn.Module):
                                              text=True, null_tokens=tokens)
 
 
+def test_the_module_shape_table_agrees_with_this_transcription():
+    from medsora.backbone.stdit_keys import stdit_shapes
+
+    ours = {k: tuple(v.shape) for k, v in opensora_state(1152, 28, device="meta").items()}
+    assert stdit_shapes() == ours
+
+
 def test_stdit_yaml_is_stdit_xl2():
     cfg = stdit_config()
     assert (cfg.hidden, cfg.depth, cfg.heads, cfg.patch, cfg.mlp_ratio) == (1152, 28, 16, 2, 4.0)
