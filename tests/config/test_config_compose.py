@@ -116,7 +116,8 @@ def test_every_shipped_experiment_composes(name):
         cfg = compose(name)
     except ConfigError as err:  # experiments for real data leave paths (data.root, ...) to the command line
         required = str(err).split("required keys are not set: ")[1].split(" — ")[0].split(", ")
-        assert set(required) <= {"data.root", "cond.text_encoder", "train.init_from"}, required
+        assert set(required) <= {"data.root", "cond.text_encoder", "train.init_from", "vae.pretrained",
+                                 "align.teacher.encoder"}, required
         cfg = compose(name, overrides=[f"{key}=/given/{key}" for key in required])
         assert all(OmegaConf.select(cfg, key) == f"/given/{key}" for key in required)
     assert OmegaConf.is_readonly(cfg)

@@ -47,5 +47,7 @@ def test_selection_strides_scale_and_errors(sd_dir, tmp_path):
     assert len(vae_identity(cfg.vae)) == 64
     with pytest.raises(FileNotFoundError, match="vae.pretrained = .*sd-vae-ft-ema"):
         FrameVAE.from_pretrained(str(tmp_path))
-    with pytest.raises(ConfigError, match="required keys are not set: vae.pretrained"):
-        compose(overrides=["data.root=demo", "vae=sd"])
+    with pytest.raises(ValueError, match="vae=sd needs vae.pretrained=DIR"):
+        load_frozen_vae(compose(overrides=["data.root=demo", "vae=sd"]).vae)
+    with pytest.raises(ConfigError, match="required keys are not set: .*vae.pretrained"):
+        compose("bora_reference_stage1", ["data.root=demo", "cond.text_encoder=/t5"])
