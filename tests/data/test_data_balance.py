@@ -94,3 +94,20 @@ def test_repeated_draws_are_different_clips_and_first_draws_keep_their_seed():
     items = SeededItems(_Noise(), seed=5)
     assert items[(0, 3)] == items[(0, 3)]
     assert items[(0, 3)] != items[(0, 3, 1)] != items[(0, 3, 2)]
+
+
+@pytest.mark.parametrize("policy", ["modality", "smallest"])
+def test_training_loader_of_the_demo_set_follows_the_policy(policy):
+    """Through build_loaders on the demo set: one epoch's batches hold the policy's count of each modality."""
+    from medsora.config import compose
+    from medsora.training.loaders import build_loaders
+
+    cfg = compose(overrides=["data.root=demo", "data.demo_clips=12", "data.size=32", "data.num_frames=5",
+                             "data.batch_size=1", "data.num_workers=0", "data.val_fraction=0.0",
+                             f"data.balance={policy}"])
+    train, _, dm = build_loaders(cfg)
+    mods = [dm.train_set.table.entries[i].modality for i in dm.train_set.indices]
+    sizes = Counter(mods)
+    quota = len(mods) // len(sizes) if policy == "modality" else min(sizes.values())
+    seen = Counter(m for batch in train for m in batch["modality"])
+    assert len(sizes) > 1 and seen == {m: quota for m in sizes}
