@@ -177,10 +177,7 @@ class MedSoraPipeline(DiffusionPipeline):
             raise ValueError(f"attributes=: this model has no attribute conditioning; it is conditioned on {conditioned_on}")
         if image is not None:
             raise ValueError(f"image=: this model has no image (first-frame) conditioning; it is conditioned on {conditioned_on}")
-        from medsora.training.diffusion_module import run_config
-        from medsora.vae.select import temporal_stride
-
-        s = temporal_stride(run_config(dict(self.transformer.config.run)).vae)
+        s = 1 if (self.transformer.config.run.get("vae") or {}).get("kind") == "sd" else 4  # the VAE's frame stride
         if num_frames is not None and (int(num_frames) < 1 or (int(num_frames) - 1) % s):
             raise ValueError(f"num_frames={num_frames}: must be 1 + {s}k (the VAE's frame stride), "
                              f"e.g. {1 + s * (self.transformer.config.latent_grid[0] - 1)}")

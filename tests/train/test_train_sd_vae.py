@@ -34,6 +34,10 @@ def test_two_diffusion_steps_and_a_sample_on_the_frame_vae(sd_dir, tmp_path, run
     assert module.latent_grid() == (4, 4, 4) and module.scaling_factor == pytest.approx(0.18215)
     video = module.generate(1, seed=0, steps=2)
     assert video.shape == (1, 3, 4, 32, 32) and torch.isfinite(video).all()
+    from medsora.export.writer import ExportError, export_checkpoint
+
+    with pytest.raises(ExportError, match="vae=sd"):
+        export_checkpoint(result.last_ckpt, tmp_path / "export")
 
 
 def test_encode_cache_with_the_frame_vae_has_one_latent_per_frame(sd_dir, tmp_path):
