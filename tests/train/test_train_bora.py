@@ -7,19 +7,18 @@ import torch
 from medsora.config import compose
 from medsora.vae.frame_vae import save_tiny_sd_vae
 
-REQUIRED = ["data.root=demo", "vae.pretrained=/models/sd-vae-ft-ema", "cond.text_encoder=/models/t5"]
-
-
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory):
     return save_tiny_sd_vae(tmp_path_factory.mktemp("sd-vae"))
 
 
-def test_the_two_stages_carry_bora_s_recipe():
+def test_the_two_stages_carry_bora_s_recipe(sd_dir, tiny_t5_dir, tmp_path):
     from medsora.vae.select import latent_frames
 
+    REQUIRED = ["data.root=demo", f"vae.pretrained={sd_dir}", f"cond.text_encoder={tiny_t5_dir}"]  # noqa: N806
+    (tmp_path / "stage1.ckpt").write_bytes(b"")
     one = compose("bora_reference_stage1", REQUIRED)
-    two = compose("bora_reference_stage2", [*REQUIRED, "train.init_from=stage1.ckpt"])
+    two = compose("bora_reference_stage2", [*REQUIRED, f"train.init_from={tmp_path / 'stage1.ckpt'}"])
     for cfg in (one, two):
         assert cfg.model.preset == "stdit" and list(cfg.model.blocks) == ["spatial_attn", "temporal_attn", "cross_attn"]
         assert (cfg.model.hidden, cfg.model.depth, cfg.model.heads, cfg.model.mlp_ratio) == (1152, 28, 16, 4.0)
@@ -33,7 +32,7 @@ def test_the_two_stages_carry_bora_s_recipe():
     assert list(one.train.frozen_blocks) == ["temporal_attn"] and list(two.train.frozen_blocks) == []
     # Bora on our backbone (modal_align / instruct) takes the same data policy and stage-2 rate
     assert compose("modal_align", REQUIRED).data.balance == "modality"
-    instruct = compose("instruct", [*REQUIRED, "train.init_from=x.ckpt"])
+    instruct = compose("instruct", [*REQUIRED, f"train.init_from={tmp_path / 'stage1.ckpt'}"])
     assert instruct.data.balance == "smallest" and instruct.train.lr == 1e-5
 
 
