@@ -34,7 +34,6 @@ from medsora.data.cache import (
 )
 from medsora.encoding.fingerprint import run_fingerprint
 from medsora.flow.latent_grid import token_grid
-from medsora.flow.raft_weights import file_sha256
 from medsora.flow.teacher import FlowTeacher
 
 log = logging.getLogger("medsora.encode")
@@ -91,7 +90,8 @@ def encode_batch(vae, teacher: FlowTeacher, video: torch.Tensor, grid: tuple[int
     mean, std = posterior.mean, posterior.std
     if mean.shape[2] != grid[0]:
         raise ValueError(f"the VAE made {mean.shape[2]} latent frames from {video.shape[2]} frames; the flow "
-                         f"targets expect {grid[0]} (causal stride 4): check vae.* and data.num_frames")
+                         f"targets expect {grid[0]} (temporal stride {getattr(vae, 'temporal_stride', 4)}): check "
+                         "vae.* and data.num_frames")
     return {"latent_mean": mean, "latent_std": std, "flow": teacher.targets(video, grid)}
 
 
@@ -139,7 +139,8 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
             raise ConfigError(f"{flag} {value!r} is not one of {sorted(DTYPES)}")
     root = Path(str(cfg.data.cache)).expanduser()
     datasets = datasets if datasets is not None else clip_datasets(cfg.data, splits)
-    grid = token_grid(int(cfg.data.num_frames), int(cfg.data.size), int(cfg.data.size), int(cfg.model.patch))
+    grid = token_grid(int(cfg.data.num_frames), int(cfg.data.size), int(cfg.data.size), int(cfg.model.patch),
+                      temporal_stride=getattr(vae, "temporal_stride", 4))
     manifest = {
         "fingerprint": run_fingerprint(cfg, vae_sha256=vae_sha256, teacher_identity=teacher.identity()),
         "scaling_factor": float(scaling_factor),
@@ -235,17 +236,21 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     cfg = compose(overrides=args.overrides)
-    if not cfg.vae.ckpt:
-        raise ConfigError("vae.ckpt is not set: give the trained VAE checkpoint to encode with (vae.ckpt=PATH)")
-    ckpt = Path(str(cfg.vae.ckpt)).expanduser()
-    if not ckpt.is_file():
-        raise ConfigError(f"vae.ckpt={ckpt}: no such file (train one with python -m medsora.fit experiment=... "
-                          "stage=vae, or point vae.ckpt at an existing checkpoint)")
-    from medsora.vae import load_vae
+    from medsora.vae.select import load_frozen_vae, vae_identity
 
+    if cfg.vae.kind == "sd":
+        if not cfg.vae.pretrained:
+            raise ConfigError("vae=sd: vae.pretrained is not set: give the local AutoencoderKL folder (vae.pretrained=DIR)")
+    else:
+        if not cfg.vae.ckpt:
+            raise ConfigError("vae.ckpt is not set: give the trained VAE checkpoint to encode with (vae.ckpt=PATH)")
+        ckpt = Path(str(cfg.vae.ckpt)).expanduser()
+        if not ckpt.is_file():
+            raise ConfigError(f"vae.ckpt={ckpt}: no such file (train one with python -m medsora.fit experiment=... "
+                              "stage=vae, or point vae.ckpt at an existing checkpoint)")
     rank, world, local = _distributed(args)
     device = _device(args.device, local)
-    vae, scaling_factor = load_vae(str(ckpt))
+    vae, scaling_factor = load_frozen_vae(cfg.vae)
     teacher = FlowTeacher.from_config(cfg.align)
     text_encoder = None
     if cfg.cond.text and not args.no_text:
@@ -257,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
         text_encoder = T5TextEncoder.from_config(cfg.cond)
     stats = encode_cache(
-        cfg, vae, scaling_factor, teacher, file_sha256(ckpt),
+        cfg, vae, scaling_factor, teacher, vae_identity(cfg.vae),
         splits=[s for s in args.splits.split(",") if s], shard_size=args.shard_size, batch_size=args.batch_size,
         device=device, rank=rank, world_size=world, dtype=args.dtype, progress=not args.no_progress,
         text_encoder=text_encoder, text_dtype=args.text_dtype,

@@ -55,7 +55,9 @@ class ExportedModel(SamplingMixin):
         self.scaling_factor = float(vae.config.scaling_factor)
         self._vae = Frozen(vae.vae)
         t, h, w = (int(v) for v in transformer.config.latent_grid)
-        self._grid = (t if num_frames is None else 1 + (int(num_frames) - 1) // 4, h, w)
+        from medsora.vae.select import latent_frames  # the run's VAE decides the frame stride
+
+        self._grid = (t if num_frames is None else latent_frames(self.cfg.vae, int(num_frames)), h, w)
 
     @property
     def device(self) -> torch.device:
@@ -175,9 +177,10 @@ class MedSoraPipeline(DiffusionPipeline):
             raise ValueError(f"attributes=: this model has no attribute conditioning; it is conditioned on {conditioned_on}")
         if image is not None:
             raise ValueError(f"image=: this model has no image (first-frame) conditioning; it is conditioned on {conditioned_on}")
-        if num_frames is not None and (int(num_frames) < 1 or (int(num_frames) - 1) % 4):
-            raise ValueError(f"num_frames={num_frames}: must be 1 + 4k (the causal VAE's frame stride), "
-                             f"e.g. {1 + 4 * (self.transformer.config.latent_grid[0] - 1)}")
+        s = 1 if (self.transformer.config.run.get("vae") or {}).get("kind") == "sd" else 4  # the VAE's frame stride
+        if num_frames is not None and (int(num_frames) < 1 or (int(num_frames) - 1) % s):
+            raise ValueError(f"num_frames={num_frames}: must be 1 + {s}k (the VAE's frame stride), "
+                             f"e.g. {1 + s * (self.transformer.config.latent_grid[0] - 1)}")
 
     # -------------------------------------------------------------- sampling
     @torch.no_grad()
@@ -200,7 +203,7 @@ class MedSoraPipeline(DiffusionPipeline):
 
         Args:
             prompt / modality: one value for every video or one per video.
-            num_frames: 1 + 4k frames (default: the training length).
+            num_frames: 1 + 4k frames for the causal VAE, any count for vae=sd (default: the training length).
             num_inference_steps, guidance_scale: default to the run's ``diffusion.sample_steps`` / ``cfg_scale``.
             generator: one CPU generator per video; without, video i uses
                 ``seed + i`` like ``python -m medsora.sample --seed``.

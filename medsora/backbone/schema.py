@@ -21,7 +21,7 @@ SCAN_ORDERS = ("spiral", "spiral_ccw", "raster", "zigzag")
 
 @dataclass
 class ModelConfig:
-    preset: str = choice("tiny", "tiny", "medsora_s", "medsora_b", "medsora_l", "medsora_xl", "custom")
+    preset: str = choice("tiny", "tiny", "medsora_s", "medsora_b", "medsora_l", "medsora_xl", "stdit", "custom")
     # One layer = these sub-blocks in order (each a residual x, c -> x with its own
     # adaLN-Zero shift/scale/gate); the layer is repeated `depth` times.
     blocks: List[str] = choice(["local_attn", "spatial_mamba", "temporal_mamba"], *BLOCK_TYPES)

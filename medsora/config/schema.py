@@ -96,6 +96,10 @@ class RunConfig:
                 yield "align.tap", f"is not in model.blocks = {list(c.model.blocks)}: pick one of them"
             if not list(c.align.get("layers", [])) and c.align.depth > c.model.depth:  # align.layers: checked by the backbone
                 yield "align.depth", f"is deeper than model.depth = {c.model.depth}"
+        stride = 1 if c.vae.kind == "sd" else 4  # medsora.vae.select.temporal_stride: the VAE decides
+        if (c.data.num_frames - 1) % stride:
+            yield "data.num_frames", ("must be 1 + 4k (1, 5, 9, 13, 17, ...): the causal VAE compresses time 4x after "
+                                      "the first frame (vae=sd, frame by frame, takes any count)")
         if c.stage in ("diffusion", "demo") and (c.data.size // 8) % c.model.patch:
             yield "model.patch", (f"must divide the latent side data.size/8 = {c.data.size // 8}")
 

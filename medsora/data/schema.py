@@ -17,11 +17,14 @@ class DataConfig:
     cache: Optional[str] = None  # encode cache (latents + flow targets) written by medsora.encode
     size: int = bounded(64, 8, 8192)  # short side resized to this, then cropped to size×size
     crop: str = choice("center", "center", "random")  # "random" applies to training only
-    num_frames: int = bounded(17, 1, 4097)  # 1 + 4k (the causal VAE's 4x temporal compression)
+    num_frames: int = bounded(17, 1, 4097)  # 1 + 4k with the causal VAE (4x temporal compression); any with vae=sd
     frame_stride: int = bounded(1, 1, 1000)  # fixed interval between sampled frames (when adaptive_interval is off)
     adaptive_interval: bool = False  # Bora: smallest stride whose mean |Δframe| exceeds threshold_k
     threshold_k: float = bounded(0.02, 0.0, 1.0)  # mean absolute inter-frame difference, intensities in [0, 1]
     max_stride: int = bounded(8, 1, 1000)  # largest interval the adaptive rule may pick
+    # Bora's modality balancing of each training epoch (medsora.data.balance): "modality" draws every
+    # modality equally often (stage 1), "smallest" down-samples every modality to the smallest (stage 2)
+    balance: str = choice("none", "none", "modality", "smallest")
     short_videos: str = choice("pad", "pad", "skip")  # fewer frames than a clip needs
     nifti_axis: int = bounded(2, 0, 2)  # slice axis (RAS+) for 3D volumes and 4D series
     nifti_slice: Optional[int] = None  # slice shown for 4D NIfTI; None = middle
@@ -37,8 +40,6 @@ class DataConfig:
     @staticmethod
     def checks(c) -> Iterator[tuple[str, str]]:
         """Rules between fields (bounds and choices are in the field definitions)."""
-        if (c.num_frames - 1) % 4:
-            yield "num_frames", "must be 1 + 4k (1, 5, 9, 13, 17, ...): the causal VAE compresses time 4x after the first frame"
         if c.size % 8:
             yield "size", "must be a multiple of 8 (the VAE downsamples 8x)"
         lo_hi = list(c.intensity_percentiles)

@@ -7,12 +7,11 @@ cache recomputes it for its own run config and refuses a cache that disagrees
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 from medsora.data.cache import data_fingerprint
-from medsora.flow.raft_weights import file_sha256
 from medsora.flow.teacher import teacher_identity as identity_of
+from medsora.vae.select import vae_identity
 
 __all__ = ["run_fingerprint"]
 
@@ -31,8 +30,8 @@ def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Opt
         ``{"data": ..., "vae": {"ckpt_sha256"}?, "align": {... , "patch"}}``.
     """
     fp: dict[str, Any] = {"data": data_fingerprint(cfg.data)}
-    if vae_sha256 is None and cfg.vae.ckpt and Path(cfg.vae.ckpt).expanduser().is_file():
-        vae_sha256 = file_sha256(Path(cfg.vae.ckpt).expanduser())
+    if vae_sha256 is None:  # the checkpoint file, or the vae=sd folder
+        vae_sha256 = vae_identity(cfg.vae)
     if vae_sha256 is not None:
         fp["vae"] = {"ckpt_sha256": vae_sha256}
     if teacher_identity is None:

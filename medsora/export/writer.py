@@ -46,6 +46,9 @@ def _publish(tmp: Path, out: Path) -> None:
 def _vae_component(vae, scaling_factor: float, vae_section: dict):
     from medsora.export.components import MedSoraVAE
 
+    if vae_section.get("kind") == "sd":
+        raise ExportError("vae=sd (a frame-wise AutoencoderKL) has no exported component yet; the export folder "
+                          "holds the causal VAE only: sample with python -m medsora.sample --ckpt instead")
     base = {k: v for k, v in vae.base.config.items() if not k.startswith("_")}
     part = MedSoraVAE(base_config=base, settings=vae_section, scaling_factor=float(scaling_factor))
     part.vae.load_state_dict(vae.state_dict(), strict=True)

@@ -35,7 +35,9 @@ def backbone_cost(cfg) -> dict[str, float]:
     from medsora.backbone.cost import count_parameters, forward_flops
 
     f, s = int(cfg.data.num_frames), int(cfg.data.size)
-    latent = (1 + (f - 1) // 4, s // 8, s // 8)
+    from medsora.vae.select import latent_frames
+
+    latent = (latent_frames(cfg.vae, f), s // 8, s // 8)
     flops, _ = forward_flops(cfg.model, cfg.vae.latent_channels, latent)
     return {"params_m": count_parameters(cfg.model, cfg.vae.latent_channels) / 1e6, "gflops": flops / 1e9}
 

@@ -43,12 +43,17 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         shuffle: permute (training) or keep the data set's order (validation).
         drop_last: drop the tail that does not split evenly across ranks (training); otherwise
             pad it by wrapping around, as ``DistributedSampler`` does.
+        balance: a :class:`medsora.data.balance.ModalityBalance` giving each epoch's items
+            (``data.balance``); a repeated item's later draws are keyed ``(epoch, index, draw)``.
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True):
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True, balance=None):
         if size < 1:
             raise ValueError("the data set is empty: check data.root / data.manifest / data.cache")
         self.size, self.seed, self.shuffle, self.drop_last = int(size), int(seed), shuffle, drop_last
+        self.balance = balance
+        if balance is not None:
+            self.size = len(balance)  # items per epoch under the policy
         self.epoch = 0
         self._skip = 0
 
@@ -68,7 +73,9 @@ class ResumableSampler(Sampler[tuple[int, int]]):
 
     def indices(self, rank: int, world: int) -> list[int]:
         """The full index list of ``rank`` for the current epoch."""
-        if self.shuffle:
+        if self.balance is not None:
+            order = torch.tensor(self.balance.order(self.epoch))
+        elif self.shuffle:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(self.size)
@@ -80,7 +87,18 @@ class ResumableSampler(Sampler[tuple[int, int]]):
     def __iter__(self):
         rank, world = _rank_world()
         start, self._skip = self._skip, 0
+        if self.balance is not None:
+            return iter(self._balanced_keys(rank, world)[start:])
         return iter([(self.epoch, i) for i in self.indices(rank, world)[start:]])
+
+    def _balanced_keys(self, rank: int, world: int) -> list[tuple[int, ...]]:
+        from medsora.data.balance import draw_numbers
+
+        order = self.balance.order(self.epoch)
+        total = self._per_rank(world) * world
+        order = (order * (-(-total // len(order))))[:total]  # wrap-around padding, as in indices()
+        keys = [(self.epoch, i) if d == 0 else (self.epoch, i, d) for i, d in zip(order, draw_numbers(order))]
+        return keys[rank::world]
 
 
 class SeededItems(Dataset):
@@ -97,10 +115,10 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
+    def __getitem__(self, key: tuple[int, ...]) -> Any:
+        epoch, index, *draw = key  # (epoch, index, draw): a later draw of a balanced epoch's repeat
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(step_seed(self.seed, "item", epoch, index))
+            torch.manual_seed(step_seed(self.seed, "item", epoch, index, *draw))
             return self.dataset[index]
 
 

@@ -97,7 +97,10 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
                 "data.cache is set and a cache holds clip latents only: add train.joint_images=0 to train from the "
                 "cache, or unset data.cache (and set vae.ckpt) for joint image-video training"
             )
-        if not cfg.data.cache and not cfg.vae.ckpt:
+        if cfg.vae.kind == "sd" and not cfg.vae.pretrained and not cfg.data.cache:
+            raise ConfigError("vae=sd needs vae.pretrained=DIR: a local diffusers AutoencoderKL folder (e.g. "
+                              "stabilityai/sd-vae-ft-ema, as Bora and Open-Sora 1.0 use)")
+        if not cfg.data.cache and not cfg.vae.ckpt and cfg.vae.kind != "sd":
             raise ConfigError(
                 "the diffusion stage needs latents: set vae.ckpt=PATH (a VAEModule checkpoint, e.g. from "
                 "python -m medsora.fit experiment=vae_demo) or data.cache=DIR (from python -m medsora.encode)"
@@ -105,13 +108,13 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
 
     @staticmethod
     def _load_vae(cfg) -> tuple[Optional[Frozen], Optional[float]]:
-        if not cfg.vae.ckpt:
-            return None, None
-        from medsora.vae import load_vae
+        from medsora.vae.select import has_vae, load_frozen_vae
 
-        vae, factor = load_vae(cfg.vae.ckpt)
+        if not has_vae(cfg.vae):
+            return None, None
+        vae, factor = load_frozen_vae(cfg.vae)  # vae.kind: causal (vae.ckpt) or sd (vae.pretrained)
         if vae.latent_channels != cfg.vae.latent_channels:
-            raise ConfigError(f"vae.ckpt={cfg.vae.ckpt} makes {vae.latent_channels}-channel latents but "
+            raise ConfigError(f"vae.ckpt/vae.pretrained={cfg.vae.ckpt or cfg.vae.pretrained} makes {vae.latent_channels}-channel latents but "
                               f"vae.latent_channels = {cfg.vae.latent_channels}: set vae.latent_channels="
                               f"{vae.latent_channels} (or use the vae config the VAE was trained with)")
         return Frozen(vae), float(factor)
@@ -147,10 +150,20 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         Loads the checkpoint's ``state_dict`` (its EMA weights when it had EMA) wherever names and
         shapes match; parameters the other run lacks keep their initialisation.
 
+        An Open-Sora 1.0 STDiT checkpoint (a plain state dict, as Bora starts from) is mapped onto
+        ``model=stdit`` by :mod:`medsora.backbone.stdit_keys`, which logs what had no equivalent.
+
         Raises:
             ValueError: a shared tensor has another shape, or nothing matches.
         """
-        state = load_checkpoint(path)["state_dict"]
+        state = load_checkpoint(path)
+        if "state_dict" not in state and any(k.endswith("x_embedder.proj.weight") for k in state):
+            from medsora.backbone.stdit_keys import load_stdit_weights
+
+            rank_zero_info(f"train.init_from={path} (Open-Sora STDiT): "
+                           + load_stdit_weights(self, state, self.cfg.model).report())
+            return
+        state = state["state_dict"]
         own = self.state_dict()
         shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
                   if k in own and own[k].shape != v.shape]
@@ -168,8 +181,10 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
     # ---------------------------------------------------------------- batches
     def latent_grid(self) -> tuple[int, int, int]:
         """(T, h, w) of the latents of a ``data.num_frames``×``data.size``² clip."""
+        from medsora.vae.select import latent_frames
+
         f, s = int(self.cfg.data.num_frames), int(self.cfg.data.size)
-        return 1 + (f - 1) // 4, s // 8, s // 8
+        return latent_frames(self.cfg.vae, f), s // 8, s // 8
 
     @staticmethod
     def samples_in(batch: dict) -> int:
@@ -183,7 +198,9 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
             b, _, t, h, w = batch["latent_mean"].shape
         else:
             b, _, f, hp, wp = batch["video"].shape
-            t, h, w = 1 + (f - 1) // 4, hp // 8, wp // 8
+            from medsora.vae.select import latent_frames
+
+            t, h, w = latent_frames(self.cfg.vae, f), hp // 8, wp // 8
         return int(b * t * (h // p) * (w // p))
 
     def _encode(self, video: Tensor, rng: BatchRandom, lead: tuple[int, ...]) -> Tensor:

@@ -43,8 +43,14 @@ def build_loaders(cfg, datamodule=None):
         from medsora.data.cache import collate_items
 
         common["collate_fn"] = collate_items  # pads cached caption features
-    train = DataLoader(SeededItems(dm.train_set, cfg.seed), sampler=ResumableSampler(len(dm.train_set), cfg.seed),
-                       drop_last=True, **common)
+    balance = None
+    if cfg.data.balance != "none":  # Bora's modality balancing (medsora.data.balance)
+        from medsora.data.balance import ModalityBalance, item_modalities
+
+        balance = ModalityBalance(item_modalities(dm.train_set), cfg.data.balance, cfg.seed)
+        log.info("data.balance=%s: %s draws per modality per epoch", cfg.data.balance, balance.counts())
+    train = DataLoader(SeededItems(dm.train_set, cfg.seed),
+                       sampler=ResumableSampler(len(dm.train_set), cfg.seed, balance=balance), drop_last=True, **common)
     val = None
     if dm.val_set is not None and len(dm.val_set) > 0:
         val = DataLoader(SeededItems(dm.val_set, cfg.seed),

@@ -47,6 +47,9 @@ class VAEModule(MedSoraModule):
     def __init__(self, cfg: DictConfig | dict):
         super().__init__(cfg)
         v = self.cfg.vae
+        if v.kind == "sd":
+            raise ValueError("vae.kind=sd is a frozen pretrained image VAE (vae=sd) used by the diffusion stage; it has "
+                             "no VAE training stage: drop vae=sd here (stage: vae trains the causal VAE)")
         if not v.train_base and (not v.pretrained or not v.freq_comp):
             raise ValueError(
                 "vae.train_base=false freezes the base VAE and trains only the compensation branches, which "

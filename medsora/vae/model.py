@@ -73,6 +73,9 @@ class FreqCompVAE(nn.Module):
         **overrides: ``VAEConfig`` fields replacing those of ``config`` (``FreqCompVAE(base, freq_comp=False)``).
     """
 
+    temporal_stride = TEMPORAL_RATIO  # F = 1 + 4k pixel frames <-> 1 + k latent frames
+    spatial_stride = SPATIAL_RATIO
+
     def __init__(self, base: AutoencoderKLCogVideoX, config: VAEConfig | None = None, **overrides):
         super().__init__()
         settings = section(VAEConfig, config, overrides)

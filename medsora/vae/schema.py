@@ -9,6 +9,9 @@ from medsora.config.fields import bounded, choice, path_to
 
 @dataclass
 class VAEConfig:
+    # "causal": our 3D causal VAE from vae.ckpt (4x temporal stride); "sd": a 2-D diffusers AutoencoderKL from
+    # the local folder vae.pretrained, frame by frame (Bora / Open-Sora 1.0; T = F, scale 0.18215), medsora.vae.select
+    kind: str = choice("causal", "causal", "sd")
     ckpt: Optional[str] = path_to("any")  # trained VAEModule checkpoint (or diffusers VAE folder) used by the diffusion stage
     pretrained: Optional[str] = path_to("dir")  # local diffusers folder of a CogVideoX VAE (or a pipeline folder with vae/)
     train_base: bool = True  # false: the base VAE is frozen, only the compensation branches train

@@ -42,19 +42,29 @@ def tiny_vit_dir(tmp_path_factory):
     return folder
 
 
-def _experiment_extras(experiment: str, vit) -> list[str]:
+@pytest.fixture(scope="module")
+def tiny_sd_dir(tmp_path_factory):
+    """A tiny random AutoencoderKL folder: the frame-wise image VAE of vae=sd (the Bora experiments)."""
+    from medsora.vae.frame_vae import save_tiny_sd_vae
+
+    return save_tiny_sd_vae(tmp_path_factory.mktemp("sd-vae"))
+
+
+def _experiment_extras(experiment: str, vit, sd=None) -> list[str]:
     """What an experiment needs beyond the shared tiny overrides (a local encoder, layers within depth 1)."""
     if experiment == "medsora_reference":
         return [f"align.teacher.encoder={vit}", "align.teacher.encoder_size=32", "align.layers=[1]"]
+    if experiment.startswith("bora_reference"):  # vae=sd: 4 frames (no 1 + 4k), a tiny AutoencoderKL folder
+        return [f"vae.pretrained={sd}", "vae.latent_channels=4", "data.num_frames=4", "model.mlp_ratio=2"]
     return []
 
 
 # experiment=demo (stage: demo) chains vae_demo and diffusion_demo: tests/train/test_train_demo_quality.py
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment") if e != "demo"])
-def test_experiment_takes_optimisation_steps(experiment, tiny_vae_ckpt, tiny_t5_dir, tiny_vit_dir, tmp_path,
-                                             run_overrides):
+def test_experiment_takes_optimisation_steps(experiment, tiny_vae_ckpt, tiny_t5_dir, tiny_vit_dir, tiny_sd_dir,
+                                             tmp_path, run_overrides):
     cfg = compose(experiment, [*run_overrides(tmp_path, tiny_vae_ckpt, tiny_t5_dir),
-                               *_experiment_extras(experiment, tiny_vit_dir)])
+                               *_experiment_extras(experiment, tiny_vit_dir, tiny_sd_dir)])
     watch = Watch()
     result = fit_stage(cfg, callbacks=[watch])
     assert len(watch.losses) == 2 and all(math.isfinite(x) for x in watch.losses)
