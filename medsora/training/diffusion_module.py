@@ -1,8 +1,8 @@
 """The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW; sampling comes from
 :class:`medsora.training.sampling_mixin.SamplingMixin`.
 
-Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), ``DiffusionObjective`` and
-``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
+Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), the objective (``diffusion.objective``:
+Gaussian DDPM or flow matching) and ``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
 encoder (``medsora.cond``) and the frozen VAE (``medsora.vae.load_vae``).
 
 Batches are either raw clips ``{"video": B×3×F×H×W, "caption", "modality"}`` (the VAE encodes
@@ -26,7 +26,7 @@ from medsora.training.batch_random import BatchRandom, step_seed
 from medsora.training.callbacks import all_finite
 from medsora.training.checkpointing import load_checkpoint
 from medsora.config import ConfigError
-from medsora.diffusion import DiffusionObjective
+from medsora.diffusion import build_objective
 from medsora.pretrained.frozen import Frozen
 from medsora.training.sampling_mixin import SamplingMixin
 from medsora.config.schema import RunConfig
@@ -66,6 +66,10 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         self.in_channels = int(cfg.vae.latent_channels)
         self.last_skip: Optional[str] = None
         self._check_config()
+        try:  # the objective and its sampler, checked before anything heavy is built
+            self.objective = build_objective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
         self._vae, vae_factor = self._load_vae(cfg)
         self.scaling_factor = self._scaling_factor(cfg, vae_factor)
@@ -81,7 +85,6 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
             self.align_loss = None
         self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
         self.backbone = build_backbone(cfg)
-        self.objective = DiffusionObjective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
         self._teacher = None
         if for_training and cfg.align.enabled and not cfg.data.cache:
             from medsora.flow import FlowTeacher
@@ -241,15 +244,16 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
                                  text=text)
 
     def _denoise(self, x0: Tensor, t: Tensor, eps: Tensor, cond, flow: Optional[Tensor]) -> dict[str, Tensor]:
-        xt = self.objective.scheduler.add_noise(x0, eps, t)
+        xt = self.objective.add_noise(x0, eps, t)
         kwargs = cond.model_kwargs() if cond is not None else {}
+        t_model = self.objective.model_timesteps(t)
         if flow is not None:
-            out, feats = self.backbone(xt, t, return_align=True, **kwargs)
+            out, feats = self.backbone(xt, t_model, return_align=True, **kwargs)
         else:
-            out, feats = self.backbone(xt, t, **kwargs), None
+            out, feats = self.backbone(xt, t_model, **kwargs), None
         terms = {k: v.mean() for k, v in self.objective.losses(out, x0, xt, t, eps).items()}
-        if feats is not None:
-            terms.update(self.align_loss(feats, flow.to(feats.device), t))
+        if feats is not None:  # OFRA's 1/(τ+1): τ the DDPM step of t's noise level (the objective's)
+            terms.update(self.align_loss(feats, flow.to(feats.device), self.objective.align_steps(t)))
         return terms
 
     def _joint_images(self, batch: dict, cond, rng: BatchRandom) -> dict[str, Tensor]:
@@ -261,7 +265,7 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         frames = video.permute(0, 2, 1, 3, 4)[torch.arange(b, device=video.device)[:, None], idx.to(video.device)]
         frames = frames.reshape(b * k, c, 1, h, w)
         x0 = self._encode(frames, rng, (b, k))
-        t = rng.randint(self.objective.num_timesteps, (b, k)).reshape(b * k)
+        t = self.objective.draw_timesteps(rng, (b, k), x0.shape[2:]).reshape(b * k)
         eps = rng.randn((b, k, *x0.shape[1:])).reshape(x0.shape)
         if cond is not None:
             from medsora.cond import Condition
@@ -275,7 +279,7 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         x0, flow = self._latents(batch, rng)
         b = x0.shape[0]
         cond = self._condition(batch, b, rng, train)
-        t = rng.randint(self.objective.num_timesteps, (b,))
+        t = self.objective.draw_timesteps(rng, (b,), x0.shape[2:])
         eps = rng.randn(x0.shape)
         terms = self._denoise(x0, t, eps, cond, flow)
         if self.cfg.train.joint_images and "video" in batch:
