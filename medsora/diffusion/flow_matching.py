@@ -31,13 +31,9 @@ from torch import Tensor
 
 from medsora.diffusion.schedules import train_scheduler
 from medsora.diffusion.schema import DiffusionConfig
+from medsora.diffusion.time_shift import size_shift, time_shift
 
 __all__ = ["FlowMatchingObjective", "time_shift"]
-
-
-def time_shift(t: Tensor, shift: float) -> Tensor:
-    """``s·t / (1 + (s−1)·t)`` (diffusers' ``shift``; identity for s = 1)."""
-    return shift * t / (1.0 + (shift - 1.0) * t)
 
 
 class FlowMatchingObjective:
@@ -69,9 +65,7 @@ class FlowMatchingObjective:
 
     def shift_for(self, grid: Sequence[int]) -> float:
         """The time shift for latents of grid (T, h, w)."""
-        if not self.base_tokens:
-            return self.base_shift
-        return self.base_shift * math.sqrt(math.prod(int(g) for g in grid) / self.base_tokens)
+        return size_shift(self.base_shift, self.base_tokens, grid)
 
     def draw_timesteps(self, rng, shape: Sequence[int], grid: Sequence[int]) -> Tensor:
         """Continuous t in [0, 1] of ``shape`` from a :class:`~medsora.training.batch_random.BatchRandom`.

@@ -11,6 +11,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
                        FlowMatchHeunDiscreteScheduler)
 
 from medsora.diffusion.schema import DiffusionConfig
+from medsora.diffusion.time_shift import size_shift
 
 __all__ = ["train_scheduler", "sampling_scheduler"]
 
@@ -62,9 +63,7 @@ def sampling_scheduler(cfg: DiffusionConfig, learn_sigma: bool = False, sampler:
         return DPMSolverMultistepScheduler(**_gaussian_args(cfg), algorithm_type="dpmsolver++", solver_order=2,
                                            thresholding=False)
     if sampler in ("euler", "heun"):
-        from medsora.diffusion.flow_matching import FlowMatchingObjective
-
-        shift = FlowMatchingObjective(cfg).shift_for(grid) if grid is not None else float(cfg.shift)
+        shift = size_shift(cfg.shift, cfg.shift_base_tokens, grid) if grid is not None else float(cfg.shift)
         cls = FlowMatchEulerDiscreteScheduler if sampler == "euler" else FlowMatchHeunDiscreteScheduler
         return cls(num_train_timesteps=cfg.num_train_timesteps, shift=shift)
     raise ValueError(f"diffusion.sampler = {sampler!r}: expected ddpm, ddim, dpmpp, euler or heun")

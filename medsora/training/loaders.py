@@ -69,7 +69,8 @@ def _cache_modalities(dataset) -> list[str]:
 
 def _check_cache(cfg) -> None:
     """Refuse an encode cache made from other data, another VAE or another flow target."""
-    from medsora.data.cache import StaleCacheError, fingerprint_differences, read_manifest, run_fingerprint
+    from medsora.data.cache import StaleCacheError, fingerprint_differences, read_manifest
+    from medsora.encoding.fingerprint import run_fingerprint
 
     expected = run_fingerprint(cfg)
     if not cfg.align.enabled:

@@ -8,7 +8,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from medsora.diffusion import DiffusionConfig, FlowMatchingObjective, sample_generators, sample_latents, train_scheduler
-from medsora.diffusion.flow_matching import time_shift
+from medsora.diffusion.time_shift import time_shift
 from medsora.training.batch_random import BatchRandom
 
 MU, SIGMA = 1.5, 0.5
