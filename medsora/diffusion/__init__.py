@@ -8,17 +8,30 @@
   seeded generators (:func:`sample_generators`), through :func:`denoise_loop`;
 * :func:`train_scheduler`, :func:`sampling_scheduler` — the configured diffusers schedulers.
 """
-from medsora.diffusion.flow_matching import FlowMatchingObjective
-from medsora.diffusion.guidance import guided_prediction
-from medsora.diffusion.loop import denoise_loop
-from medsora.diffusion.objective import DiffusionObjective
-from medsora.diffusion.sampler import sample_generators, sample_latents
-from medsora.diffusion.samplers import DETERMINISTIC, SAMPLERS, build_objective, check_sampling, samplers_for
-from medsora.diffusion.schedules import sampling_scheduler, train_scheduler
-from medsora.diffusion.schema import DiffusionConfig
+import importlib
 
-__all__ = [
-    "DETERMINISTIC", "DiffusionConfig", "DiffusionObjective", "FlowMatchingObjective", "SAMPLERS", "build_objective",
-    "check_sampling", "denoise_loop", "guided_prediction", "sample_generators", "sample_latents", "samplers_for",
-    "sampling_scheduler", "train_scheduler",
-]
+_LAZY = {
+    "DETERMINISTIC": "medsora.diffusion.samplers",
+    "DiffusionConfig": "medsora.diffusion.schema",
+    "DiffusionObjective": "medsora.diffusion.objective",
+    "FlowMatchingObjective": "medsora.diffusion.flow_matching",
+    "SAMPLERS": "medsora.diffusion.samplers",
+    "build_objective": "medsora.diffusion.samplers",
+    "check_sampling": "medsora.diffusion.samplers",
+    "denoise_loop": "medsora.diffusion.loop",
+    "guided_prediction": "medsora.diffusion.guidance",
+    "sample_generators": "medsora.diffusion.sampler",
+    "sample_latents": "medsora.diffusion.sampler",
+    "samplers_for": "medsora.diffusion.samplers",
+    "sampling_scheduler": "medsora.diffusion.schedules",
+    "train_scheduler": "medsora.diffusion.schedules",
+}
+"""Imported on first use: the config schema reads ``medsora.diffusion.schema`` without loading diffusers."""
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medsora.diffusion' has no attribute {name!r}")
