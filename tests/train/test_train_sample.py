@@ -72,8 +72,8 @@ def test_checkpoint_records_its_objective_and_the_cli_refuses_a_sampler_that_doe
     args = ["--ckpt", str(tiny_diffusion_ckpt), "--num", "1", "--out", str(tmp_path / "s"), "--no-progress"]
     for extra, match in ((["--sampler", "ddim"], r"'ddim' does not fit this model's objective 'flow_matching'.*"
                                                  r"use euler or heun"),
-                         (["--steps", "0"], r"--steps / diffusion.sample_steps = 0"),
-                         (["--cfg", "-2"], r"--cfg / diffusion.cfg_scale = -2.0")):
+                         (["--steps", "0"], r"--steps.* = 0"),  # sample.py's own argument check or the sampler's
+                         (["--cfg", "-2"], r"--cfg.* = -2")):
         with pytest.raises(ValueError, match=match) as err:
             sample_main([*args, *extra])
         assert "\n" not in str(err.value)
