@@ -1,7 +1,7 @@
 """``python -m medsora.sample``: videos from a trained diffusion checkpoint.
 
     python -m medsora.sample --ckpt lightning_logs/demo/version_0/checkpoints/last.ckpt --num 8 --out samples/
-    python -m medsora.sample --ckpt last.ckpt --num 16 --out s/ --sampler ddpm --steps 250 --cfg 4 \\
+    python -m medsora.sample --ckpt last.ckpt --num 16 --out s/ --sampler dpmpp --steps 25 --cfg 4 \\
         --modality endoscopy --prompt "a polyp near the center" --seed 7
     python -m medsora.sample --ckpt last.ckpt --out s/ --modality ultrasound --attr heart_rate=60 --image echo.dcm \\
         --image-frame 3
@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from medsora.data.video_io import contact_sheet, to_uint8, write_gif, write_mp4
+from medsora.diffusion.samplers import SAMPLERS
 
 __all__ = ["build_parser", "main", "sample_to_folder"]
 
@@ -77,7 +78,8 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
     contact_sheet(np.stack(sheet), out / "contact_sheet.png", labels=labels[: len(sheet)] if any(labels) else None,
                   scale=max(1, 96 // sheet[0].shape[1]))
     cfg = module.cfg.diffusion
-    record = {"num": num, "seed": seed, "sampler": sampler or cfg.sampler, "steps": steps or cfg.sample_steps,
+    record = {"num": num, "seed": seed, "sampler": sampler or cfg.sampler, "steps": cfg.sample_steps if steps is None else steps,
+              "objective": cfg.objective,
               "cfg_scale": cfg.cfg_scale if guidance is None else guidance, "negative_prompt": negative_prompt,
               "files": files, "labels": labels, "seconds": round(time.perf_counter() - began, 2),
               "attributes": (control or {}).get("attributes"), "guide_attributes": (control or {}).get("guide_attributes"),
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="an exported model folder (python -m medsora.export)")
     p.add_argument("--num", type=int, default=8, help="number of videos (default 8)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the run's diffusion.sampler")
+    p.add_argument("--sampler", choices=tuple(SAMPLERS), default=None,
+                   help="ddpm|ddim|dpmpp (Gaussian models), euler|heun (flow matching); default: the run's diffusion.sampler")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: diffusion.sample_steps)")
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")

@@ -1,19 +1,28 @@
-"""Gaussian diffusion on VAE latents: diffusers schedulers, the training objective, samplers.
+"""Diffusion on VAE latents: the objectives, diffusers schedulers, one sampling loop.
 
-* :class:`DiffusionObjective` — noise a clean batch, the named per-sample loss terms
-  (``denoise``, plus ``vlb`` for a learned variance);
-* :func:`sample_latents` — DDPM/DDIM sampling with classifier-free guidance, deterministic
-  for a list of seeded generators (:func:`sample_generators`);
+* :class:`DiffusionObjective` (Gaussian DDPM, ε/v, learned σ) and :class:`FlowMatchingObjective`
+  (rectified flow) — timesteps, noising and the named per-sample loss terms; ``build_objective``
+  picks one from ``diffusion.objective``;
+* :func:`sample_latents` — any sampler (``ddpm``, ``ddim``, ``dpmpp`` for Gaussian models;
+  ``euler``, ``heun`` for flow matching) with classifier-free guidance, deterministic for a list of
+  seeded generators (:func:`sample_generators`), through :func:`denoise_loop`;
 * :func:`train_scheduler`, :func:`sampling_scheduler` — the configured diffusers schedulers.
 """
 import importlib
 
 _LAZY = {
+    "DETERMINISTIC": "medsora.diffusion.samplers",
     "DiffusionConfig": "medsora.diffusion.schema",
     "DiffusionObjective": "medsora.diffusion.objective",
+    "FlowMatchingObjective": "medsora.diffusion.flow_matching",
+    "SAMPLERS": "medsora.diffusion.samplers",
+    "build_objective": "medsora.diffusion.samplers",
+    "check_sampling": "medsora.diffusion.samplers",
+    "denoise_loop": "medsora.diffusion.loop",
     "guided_prediction": "medsora.diffusion.guidance",
     "sample_generators": "medsora.diffusion.sampler",
     "sample_latents": "medsora.diffusion.sampler",
+    "samplers_for": "medsora.diffusion.samplers",
     "sampling_scheduler": "medsora.diffusion.schedules",
     "train_scheduler": "medsora.diffusion.schedules",
 }

@@ -18,11 +18,17 @@ __all__ = ["DiffusionObjective"]
 class DiffusionObjective:
     """Training noise and per-sample loss terms for epsilon or v prediction, optional learned sigma.
 
+    The Gaussian objective (``diffusion.objective = ddpm``); :class:`~medsora.diffusion.flow_matching.
+    FlowMatchingObjective` has the same interface (``draw_timesteps``, ``add_noise``,
+    ``model_timesteps``, ``align_steps``, ``losses``).
+
     Args:
         cfg: the ``diffusion:`` section.
         learn_sigma: the model outputs 2C channels, the second half a variance interpolation
             trained by the variational-bound term (weight ``cfg.vlb_weight``).
     """
+
+    name = "ddpm"
 
     def __init__(self, cfg: DiffusionConfig, learn_sigma: bool = False):
         self.scheduler = train_scheduler(cfg, learn_sigma)
@@ -36,6 +42,24 @@ class DiffusionObjective:
                          generator: torch.Generator | None = None) -> Tensor:
         """Uniform integer timesteps in [0, num_train_timesteps), shape n."""
         return torch.randint(0, self.num_timesteps, (n,), device=device, generator=generator)
+
+    def draw_timesteps(self, rng, shape, grid=None) -> Tensor:
+        """Uniform integer steps of ``shape`` from a :class:`~medsora.training.batch_random.BatchRandom`."""
+        return rng.randint(self.num_timesteps, tuple(shape))
+
+    def add_noise(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+        """``√ᾱ_t·x0 + √(1−ᾱ_t)·ε`` (diffusers' ``add_noise``)."""
+        return self.scheduler.add_noise(x0, eps, t)
+
+    @staticmethod
+    def model_timesteps(t: Tensor) -> Tensor:
+        """What the backbone sees: the integer step itself."""
+        return t
+
+    @staticmethod
+    def align_steps(t: Tensor) -> Tensor:
+        """The step τ of OFRA's ``1/(τ+1)`` weight: the DDPM step itself."""
+        return t
 
     def noise(self, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Draw t and ε and noise a clean batch.

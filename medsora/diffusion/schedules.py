@@ -5,15 +5,19 @@ is right for pixels but wrong for VAE latents, whose scaled values exceed that r
 """
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DDPMScheduler
+from typing import Optional, Sequence
+
+from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
+                       FlowMatchHeunDiscreteScheduler)
 
 from medsora.diffusion.schema import DiffusionConfig
+from medsora.diffusion.time_shift import size_shift
 
 __all__ = ["train_scheduler", "sampling_scheduler"]
 
 
 def train_scheduler(cfg: DiffusionConfig, learn_sigma: bool = False) -> DDPMScheduler:
-    """The training noise process (``add_noise``/``get_velocity``) and the DDPM sampler.
+    """The Gaussian training noise process (``add_noise``/``get_velocity``) and the DDPM sampler.
 
     Args:
         cfg: the ``diffusion:`` section.
@@ -32,23 +36,34 @@ def train_scheduler(cfg: DiffusionConfig, learn_sigma: bool = False) -> DDPMSche
     )
 
 
-def sampling_scheduler(cfg: DiffusionConfig, learn_sigma: bool = False, sampler: str | None = None):
-    """A fresh sampler (``ddpm`` or ``ddim``, default ``cfg.sampler``) for one sampling run.
+def _gaussian_args(cfg: DiffusionConfig) -> dict:
+    return dict(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+                beta_schedule=cfg.beta_schedule, prediction_type=cfg.prediction_type,
+                timestep_spacing=cfg.timestep_spacing)
 
-    A new object per run because ``set_timesteps`` mutates the scheduler.
+
+def sampling_scheduler(cfg: DiffusionConfig, learn_sigma: bool = False, sampler: Optional[str] = None,
+                       grid: Optional[Sequence[int]] = None):
+    """A fresh diffusers scheduler for one sampling run (``set_timesteps`` mutates it).
+
+    Args:
+        sampler: ``ddpm`` | ``ddim`` | ``dpmpp`` (DPM-Solver++ 2M) for the Gaussian objective,
+            ``euler`` | ``heun`` for flow matching (default ``cfg.sampler``; the pairing is
+            checked by :func:`medsora.diffusion.samplers.check_sampling`).
+        grid: (T, h, w) of the latents: the flow-matching time shift depends on it.
     """
     sampler = sampler or cfg.sampler
     if sampler == "ddpm":
         return train_scheduler(cfg, learn_sigma)
     if sampler == "ddim":
-        return DDIMScheduler(
-            num_train_timesteps=cfg.num_train_timesteps,
-            beta_start=cfg.beta_start,
-            beta_end=cfg.beta_end,
-            beta_schedule=cfg.beta_schedule,
-            clip_sample=False,
-            set_alpha_to_one=True,
-            prediction_type=cfg.prediction_type,
-            timestep_spacing=cfg.timestep_spacing,
-        )
-    raise ValueError(f"diffusion.sampler = {sampler!r}: expected 'ddpm' or 'ddim'")
+        return DDIMScheduler(**_gaussian_args(cfg), clip_sample=False, set_alpha_to_one=True)
+    if sampler == "dpmpp":
+        # 2M: second-order multistep in the data-prediction form; the last step first-order to
+        # sigma 0 (diffusers' defaults lower_order_final, final_sigmas_type="zero").
+        return DPMSolverMultistepScheduler(**_gaussian_args(cfg), algorithm_type="dpmsolver++", solver_order=2,
+                                           thresholding=False)
+    if sampler in ("euler", "heun"):
+        shift = size_shift(cfg.shift, cfg.shift_base_tokens, grid) if grid is not None else float(cfg.shift)
+        cls = FlowMatchEulerDiscreteScheduler if sampler == "euler" else FlowMatchHeunDiscreteScheduler
+        return cls(num_train_timesteps=cfg.num_train_timesteps, shift=shift)
+    raise ValueError(f"diffusion.sampler = {sampler!r}: expected ddpm, ddim, dpmpp, euler or heun")

@@ -57,7 +57,9 @@ class AlignLoss(nn.Module):
         Args:
             projected: ``B×T×h×w×D`` projector output of the backbone.
             target: ``B×T×h×w×D`` teacher targets (online or cached); no gradient flows into it.
-            t: ``B`` diffusion timesteps (integers ``0 .. num_train_timesteps-1``).
+            t: ``B`` DDPM steps τ (integers ``0 .. num_train_timesteps-1``; fractional for flow matching,
+                whose objective maps its continuous t to the step of equal signal-to-noise ratio:
+                ``FlowMatchingObjective.align_steps``).
         Returns:
             ``{"align": λ·L`` (the term to add to the training loss), ``"align_raw": L`` (before λ),
             ``"align_sim":`` mean per-token similarity (detached, for logging)``}``.

@@ -55,7 +55,9 @@ def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
         raise RuntimeError(f"no last.ckpt under {run_dir} to sample from")
     samples, scores = run_dir / "samples", run_dir / "eval.json"
     sample_cmd = [sys.executable, "-m", "medsora.sample", "--ckpt", str(ckpts[-1]), "--num", str(ev.get("num", 16)),
-                  "--out", str(samples), "--steps", str(ev.get("steps", 50)), "--sampler", str(ev.get("sampler", "ddim"))]
+                  "--out", str(samples), "--steps", str(ev.get("steps", 50))]
+    if ev.get("sampler"):  # else the run's own diffusion.sampler, which fits its objective
+        sample_cmd += ["--sampler", str(ev["sampler"])]
     if run_child(sample_cmd, log) != 0:
         raise subprocess.CalledProcessError(1, sample_cmd)
     eval_cmd = [sys.executable, "-m", "medsora.evaluate", "--real", str(ev.get("real", "demo")), "--fake", str(samples),

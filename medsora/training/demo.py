@@ -111,7 +111,9 @@ def demo_realism(cfg, ckpt: Path, num: int = 8, seed: int = 0) -> dict:
         recon = torch.cat([vae.decode(vae.encode(chunk).mean).clamp(-1, 1) for chunk in real.split(16)])
     L.seed_everything(int(cfg.seed), verbose=False)
     untrained = DiffusionModule(trained.cfg, trained.modalities, for_training=False).eval()
-    out = {"reconstruction": modality_distances(recon, labels, references)}
+    d = trained.cfg.diffusion
+    out = {"reconstruction": modality_distances(recon, labels, references), "sampler": d.sampler,
+           "steps": d.sample_steps, "objective": d.objective, "cfg_scale": d.cfg_scale}
     for name, module in (("trained", trained), ("untrained", untrained)):
         videos, names = module.generate(num, seed=seed, return_labels=True)
         if names is None:  # an unconditional model: compare with the modality each sample is closest to
@@ -152,6 +154,8 @@ def _demo_summary(s: dict) -> str:
                      f"{r['trained']['colour_other']:.3f}); motion {r['trained']['motion']:.3f} "
                      f"(untrained {r['untrained']['motion']:.3f}); the VAE's own reconstructions "
                      f"{r['reconstruction']['colour']:.3f} — 0 = identical, 1 = disjoint")
+        lines.append(f"  sampler        {r['sampler']}, {r['steps']} steps ({r['objective']} objective, guidance "
+                     f"{r['cfg_scale']})")
     lines += [
         f"  TensorBoard    tensorboard --logdir {Path(vae.log_dir).parent.parent}",
         f"  more samples   python -m medsora.sample --ckpt {diff.last_ckpt} --num 8 --out samples/",

@@ -1,8 +1,8 @@
 """The diffusion LightningModule: denoising (+ VLB) + λ·OFRA on VAE latents, AdamW; sampling comes from
 :class:`medsora.training.sampling_mixin.SamplingMixin`.
 
-Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), ``DiffusionObjective`` and
-``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
+Wiring only; the pieces are plain modules: ``MedSoraDiT`` (backbone), the objective (``diffusion.objective``:
+Gaussian DDPM or flow matching) and ``sample_latents`` (diffusers schedulers), ``AlignLoss``/``FlowTeacher`` (OFRA), the condition
 encoder (``medsora.cond``) and the frozen VAE (``medsora.vae.load_vae``).
 
 Batches are either raw clips ``{"video": B×3×F×H×W, "caption", "modality"}`` (the VAE encodes
@@ -23,7 +23,7 @@ from torch import Tensor
 
 from medsora.config import ConfigError
 from medsora.config.schema import RunConfig
-from medsora.diffusion import DiffusionObjective
+from medsora.diffusion import build_objective
 from medsora.pretrained.checkpoint_file import load_checkpoint
 from medsora.pretrained.frozen import Frozen
 from medsora.training.batch_random import BatchRandom
@@ -56,6 +56,10 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         self.modalities = modalities
         self.in_channels = int(cfg.vae.latent_channels)
         self._check_config()
+        try:  # the objective and its sampler, checked before anything heavy is built
+            self.objective = build_objective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
         self._vae, vae_factor = self._load_vae(cfg)
         # a checkpoint's record (medsora.training.vae_record) fixes the scale: sampling needs no encode cache
@@ -74,7 +78,6 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
             self.align_loss = None
         self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
         self.backbone = build_backbone(cfg)
-        self.objective = DiffusionObjective(cfg.diffusion, learn_sigma=cfg.model.learn_sigma)
         self._teacher = None
         if for_training and cfg.align.enabled and not cfg.data.cache:
             from medsora.flow import FlowTeacher
@@ -240,7 +243,7 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         return batch_condition(self.cond_encoder, self.cfg.cond, batch, x0, rng, train, int(self.cfg.model.hidden))
 
     def _denoise(self, x0: Tensor, t: Tensor, eps: Tensor, cond, flow: Optional[Tensor]) -> dict[str, Tensor]:
-        xt = self.objective.scheduler.add_noise(x0, eps, t)
+        xt = self.objective.add_noise(x0, eps, t)
         kwargs = cond.model_kwargs() if cond is not None else {}
         weight = None
         if kwargs.get("context_latents") is not None:  # given latents stay clean and are not predicted
@@ -248,13 +251,14 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
 
             xt = apply_context(xt, kwargs["context_latents"], kwargs["context_latent_mask"])
             weight = ~kwargs["context_latent_mask"]
+        t_model = self.objective.model_timesteps(t)
         if flow is not None:
-            out, feats = self.backbone(xt, t, return_align=True, **kwargs)
+            out, feats = self.backbone(xt, t_model, return_align=True, **kwargs)
         else:
-            out, feats = self.backbone(xt, t, **kwargs), None
+            out, feats = self.backbone(xt, t_model, **kwargs), None
         terms = {k: v.mean() for k, v in self.objective.losses(out, x0, xt, t, eps, weight=weight).items()}
-        if feats is not None:
-            terms.update(self.align_loss(feats, flow.to(feats.device), t))
+        if feats is not None:  # OFRA's 1/(τ+1): τ the DDPM step of t's noise level (the objective's)
+            terms.update(self.align_loss(feats, flow.to(feats.device), self.objective.align_steps(t)))
         return terms
 
     def _joint_images(self, batch: dict, cond, rng: BatchRandom) -> dict[str, Tensor]:
@@ -266,7 +270,7 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         frames = video.permute(0, 2, 1, 3, 4)[torch.arange(b, device=video.device)[:, None], idx.to(video.device)]
         frames = frames.reshape(b * k, c, 1, h, w)
         x0 = self._encode(frames, rng, (b, k))
-        t = rng.randint(self.objective.num_timesteps, (b, k)).reshape(b * k)
+        t = self.objective.draw_timesteps(rng, (b, k), x0.shape[2:]).reshape(b * k)
         eps = rng.randn((b, k, *x0.shape[1:])).reshape(x0.shape)
         if cond is not None:
             from medsora.cond import Condition
@@ -280,7 +284,7 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         x0, flow = self._latents(batch, rng)
         b = x0.shape[0]
         cond, logged = self._condition(batch, x0, rng, train)
-        t = rng.randint(self.objective.num_timesteps, (b,))
+        t = self.objective.draw_timesteps(rng, (b,), x0.shape[2:])
         eps = rng.randn(x0.shape)
         terms = self._denoise(x0, t, eps, cond, flow)
         terms.update(logged)  # e.g. attr_missing/<name>: logged, not summed

@@ -12,7 +12,7 @@ from medsora.training.diffusion_module import DiffusionModule
 # every noise level (at large t the target is ≈ −x0, which only the condition tells apart),
 # so a few dozen steps are enough to see it.
 TINY = [
-    "model.blocks=[local_attn]", "model.depth=1", "model.hidden=32",
+    "model.blocks=[local_attn]", "model.depth=1", "model.hidden=32", "model.window=2",
     "vae.latent_channels=4", "align=off", "data.size=32", "data.num_frames=5", "data.batch_size=4",
     "diffusion.prediction_type=v_prediction", "train.lr=3e-3", "train.warmup_steps=0", "train.ema=false",
     "trainer.max_steps=40", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",

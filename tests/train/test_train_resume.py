@@ -1,6 +1,7 @@
 """Exact resume: the steps after a restart are the steps of the uninterrupted run."""
 from __future__ import annotations
 
+import pytest
 import torch
 from lightning.pytorch import Callback
 
@@ -22,9 +23,13 @@ def _state(ckpt):
     return state["current_model_state"], state["state_dict"], state["optimizer_states"][0]["state"]
 
 
-def test_resume_mid_epoch_and_after_the_end_equals_uninterrupted(tiny_cfg):
+OBJECTIVES = {"ddpm": (), "flow_matching": ("diffusion=flow_matching", "diffusion.sample_steps=4")}
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_resume_mid_epoch_and_after_the_end_equals_uninterrupted(tiny_cfg, objective):
     # 8 train clips, batch 2: 4 steps per epoch; a checkpoint after every step.
-    base = ("trainer.checkpoint_every_n_steps=1", "train.warmup_steps=4")
+    base = ("trainer.checkpoint_every_n_steps=1", "train.warmup_steps=4", *OBJECTIVES[objective])
     full = Losses()
     whole = fit_stage(tiny_cfg(*base, "trainer.max_steps=7"), callbacks=[full])
 

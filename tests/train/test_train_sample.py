@@ -63,3 +63,34 @@ def test_sample_cli_writes_videos_sheet_and_record(tiny_diffusion_ckpt, tmp_path
 def test_unconditional_arguments_are_refused_with_a_fix(module):
     with pytest.raises(ValueError, match="got 2 modalities for 3 samples"):
         module.generate(3, modalities=["mri", "mri"], steps=2)
+
+
+def test_checkpoint_records_its_objective_and_the_cli_refuses_a_sampler_that_does_not_fit(tiny_diffusion_ckpt,
+                                                                                          tmp_path):
+    hp = torch.load(tiny_diffusion_ckpt, weights_only=True)["hyper_parameters"]
+    assert hp["cfg"]["diffusion"]["objective"] == "flow_matching"  # diffusion_demo trains with flow matching
+    args = ["--ckpt", str(tiny_diffusion_ckpt), "--num", "1", "--out", str(tmp_path / "s"), "--no-progress"]
+    for extra, match in ((["--sampler", "ddim"], r"'ddim' does not fit this model's objective 'flow_matching'.*"
+                                                 r"use euler or heun"),
+                         (["--steps", "0"], r"--steps.* = 0"),  # sample.py's own argument check or the sampler's
+                         (["--cfg", "-2"], r"--cfg.* = -2")):
+        with pytest.raises(ValueError, match=match) as err:
+            sample_main([*args, *extra])
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "s" / "samples.json").exists()
+
+
+def test_a_checkpoint_from_before_objectives_loads_as_ddpm(tiny_diffusion_ckpt, tmp_path):
+    ckpt = torch.load(tiny_diffusion_ckpt, weights_only=True)
+    diffusion = ckpt["hyper_parameters"]["cfg"]["diffusion"]
+    for key in ("objective", "timestep_sampling", "logit_mean", "logit_std", "shift", "shift_base_tokens"):
+        diffusion.pop(key)
+    diffusion["sampler"] = "ddim"  # what every checkpoint of the Gaussian-only code had
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    module = DiffusionModule.from_checkpoint(str(old))
+    assert module.objective.name == "ddpm" and module.cfg.diffusion.objective == "ddpm"
+    videos = module.generate(1, steps=2, sampler="dpmpp")
+    assert videos.shape[0] == 1 and torch.isfinite(videos).all()
+    with pytest.raises(ValueError, match="use ddpm or ddim or dpmpp"):
+        module.generate(1, steps=2, sampler="euler")
