@@ -1,113 +1,19 @@
-"""Seeded, rank-aware sampling whose order survives a resume mid-epoch.
-
-Lightning restores its loop counters from a checkpoint, but a plain ``DataLoader`` restarts the
-interrupted epoch from its first batch (only loaders with their own ``state_dict`` resume). Here
-the order of epoch ``e`` is ``randperm(seed + e)``, so it can be recomputed at any time, and
-:class:`ResumeDataOrder` tells the sampler how many of the epoch's batches were already
-trained on, from the restored loop counter, so the resumed epoch continues with the next one.
-
-Items are drawn as ``(epoch, index)`` keys and :class:`SeededItems` runs the data set's
-``__getitem__`` under torch's RNG seeded by that key, so random crops and temporal offsets are
-also the same after a resume, in any worker and on any rank.
-
-The sampler shards by rank itself (``Trainer(use_distributed_sampler=False)``): rank r of N
-takes global positions r, r+N, ... of the permutation, so step k of N processes with batch B
-sees exactly the samples of step k of one process with batch N·B.
-"""
+"""Resuming the data order mid-epoch: the Lightning side of :mod:`medsora.data.order`."""
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
-from medsora.training.batch_random import step_seed
+from medsora.data.order import ResumableSampler
 
-__all__ = ["ResumableSampler", "ResumeDataOrder", "SeededItems"]
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-class ResumableSampler(Sampler[tuple[int, int]]):
-    """``(epoch, index)`` keys of one rank for the current epoch, optionally after ``skip`` of them.
-
-    Args:
-        size: number of items in the data set.
-        seed: the order of epoch e is a permutation seeded ``seed + e`` (or 0..size-1 unshuffled).
-        shuffle: permute (training) or keep the data set's order (validation).
-        drop_last: drop the tail that does not split evenly across ranks (training); otherwise
-            pad it by wrapping around, as ``DistributedSampler`` does.
-    """
-
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True):
-        if size < 1:
-            raise ValueError("the data set is empty: check data.root / data.manifest / data.cache")
-        self.size, self.seed, self.shuffle, self.drop_last = int(size), int(seed), shuffle, drop_last
-        self.epoch = 0
-        self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch."""
-        self.epoch = int(epoch)
-
-    def skip_next(self, count: int) -> None:
-        """The next iteration starts after ``count`` of this rank's indices (one resume)."""
-        self._skip = int(count)
-
-    def _per_rank(self, world: int) -> int:
-        return self.size // world if self.drop_last else -(-self.size // world)
-
-    def __len__(self) -> int:
-        return self._per_rank(_rank_world()[1])
-
-    def indices(self, rank: int, world: int) -> list[int]:
-        """The full index list of ``rank`` for the current epoch."""
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.size)
-        total = self._per_rank(world) * world
-        if total > self.size:
-            order = torch.cat([order, order[: total - self.size]])
-        return order[:total][rank::world].tolist()
-
-    def __iter__(self):
-        rank, world = _rank_world()
-        start, self._skip = self._skip, 0
-        return iter([(self.epoch, i) for i in self.indices(rank, world)[start:]])
-
-
-class SeededItems(Dataset):
-    """Wraps a data set so that item ``(epoch, index)`` is drawn under a seed of its own.
-
-    Args:
-        dataset: any map-style data set whose randomness comes from torch's RNG.
-        seed: the run seed.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed = dataset, int(seed)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(step_seed(self.seed, "item", epoch, index))
-            return self.dataset[index]
+__all__ = ["ResumeDataOrder"]
 
 
 class ResumeDataOrder(Callback):
     """On a resumed fit, skips the batches of the interrupted epoch that were already trained.
 
-    Needs the train loader's sampler to be a :class:`ResumableSampler`.
+    Needs the train loader's sampler to be a :class:`~medsora.data.order.ResumableSampler`
+    (what ``VideoDataModule.train_dataloader`` builds).
     """
 
     def on_train_start(self, trainer, pl_module) -> None:

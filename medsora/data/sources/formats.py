@@ -69,14 +69,17 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def source_format(path: Path) -> str:
-    """The reader a path needs: ``video``, ``image``, ``dicom``, ``nifti``, ``frames`` or ``dicom_series``.
+    """The reader a path needs: ``video``, ``image``, ``tiff_stack``, ``dicom``, ``nifti``, ``frames`` or ``dicom_series``.
 
-    A folder is a frame sequence when it holds images, else a DICOM series when it
-    holds DICOM files. Raises UnreadableVideo for anything else.
+    A folder is a frame sequence when it holds single-frame images, else a DICOM series when it
+    holds DICOM files. A multi-page TIFF file is a video of its own (``tiff_stack``). Raises
+    UnreadableVideo for anything else.
     """
+    from medsora.data.sources.tiff import is_tiff_stack
+
     if path.is_dir():
         children = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        if any(is_image_file(p) for p in children):
+        if any(is_image_file(p) and not is_tiff_stack(p) for p in children):
             return "frames"
         if any(is_dicom_file(p) for p in children):
             return "dicom_series"
@@ -87,7 +90,7 @@ def source_format(path: Path) -> str:
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix in IMAGE_SUFFIXES:
-        return "image"
+        return "tiff_stack" if is_tiff_stack(path) else "image"
     if is_nifti_file(path):
         return "nifti"
     if is_dicom_file(path):
