@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from medsora.training.checkpointing import resolve_ckpt
 from medsora.config import ConfigError, compose, to_yaml
 
-__all__ = ["StageResult", "fit_stage", "run_demo", "main"]
+__all__ = ["StageResult", "build_datamodule", "fit_stage", "run_demo", "main"]
 
 log = logging.getLogger("medsora.fit")
 
@@ -89,20 +89,19 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     Returns:
         The stage's log folder, its ``last.ckpt`` and (diffusion) its final sample folder.
     """
-    from medsora.training.loaders import build_loaders
     from medsora.training.trainer_factory import build_trainer
 
     began = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     ckpt = resolve_ckpt(cfg.ckpt, Path(cfg.out_dir) / cfg.name)
     logger = _logger(cfg, ckpt)
-    train, val, dm = build_loaders(cfg)
-    module = module if module is not None else _module(cfg, getattr(dm, "modalities", None))
+    dm = build_datamodule(cfg)
+    module = module if module is not None else _module(cfg, dm.modalities)
     diffusion = cfg.stage == "diffusion"
     trainer = build_trainer(cfg, logger, datamodule=dm, tokens_fn=module.tokens_in if diffusion else None,
                             sample_videos=diffusion and getattr(module, "can_decode", False),
                             extra_callbacks=callbacks)
-    trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
     samples = None
     for cb in trainer.callbacks:
@@ -111,6 +110,23 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     metrics = {k: float(v) for k, v in trainer.logged_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     return StageResult(cfg.stage, Path(logger.log_dir), last if last.is_file() else None, samples,
                        time.perf_counter() - began, metrics)
+
+
+def build_datamodule(cfg):
+    """The run's ``VideoDataModule`` (videos, the demo set or an encode cache), set up.
+
+    An encode cache is first checked against the run (:func:`medsora.training.cache_check.check_cache`).
+    """
+    from medsora.data.datamodule import VideoDataModule
+
+    if cfg.data.cache:
+        from medsora.training.cache_check import check_cache
+
+        check_cache(cfg)
+    dm = VideoDataModule(cfg.data, seed=int(cfg.seed))
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
 
 
 def _demo_cache_dir(vae_ckpt: Path) -> Path:

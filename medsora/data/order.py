@@ -3,8 +3,9 @@
 Lightning restores its loop counters from a checkpoint, but a plain ``DataLoader`` restarts the
 interrupted epoch from its first batch (only loaders with their own ``state_dict`` resume). Here
 the order of epoch ``e`` is ``randperm(seed + e)``, so it can be recomputed at any time, and
-``medsora.training.data_order.ResumeDataOrder`` tells the sampler how many of the epoch's batches were
-already trained on, from the restored loop counter, so the resumed epoch continues with the next one.
+``VideoDataModule`` records in every checkpoint which epoch was running and how many of its
+batches were trained; on resume it builds the sampler at that epoch with those batches skipped,
+before Lightning first iterates the loader (with workers that happens before any callback runs).
 
 Items are drawn as ``(epoch, index)`` keys and :class:`SeededItems` runs the data set's
 ``__getitem__`` under torch's RNG seeded by that key, so random crops and temporal offsets are
@@ -48,14 +49,17 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         shuffle: permute (training) or keep the data set's order (validation).
         drop_last: drop the tail that does not split evenly across ranks (training); otherwise
             pad it by wrapping around, as ``DistributedSampler`` does.
+        epoch, skip: the epoch to start in, and how many of this rank's items its first
+            iteration leaves out (a resume mid-epoch).
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True):
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True, epoch: int = 0,
+                 skip: int = 0):
         if size < 1:
             raise ValueError("the data set is empty: check data.root / data.manifest / data.cache")
         self.size, self.seed, self.shuffle, self.drop_last = int(size), int(seed), shuffle, drop_last
-        self.epoch = 0
-        self._skip = 0
+        self.epoch = int(epoch)
+        self._skip = int(skip)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch."""

@@ -16,7 +16,11 @@ import torchvision.transforms.v2.functional as TF
 
 from medsora.data.sources.formats import UnreadableVideo
 
-__all__ = ["target_size", "downscale", "check_pixels"]
+__all__ = ["FrameTooLarge", "target_size", "downscale", "check_pixels"]
+
+
+class FrameTooLarge(UnreadableVideo):
+    """A source whose frames exceed ``data.max_frame_pixels`` (refused before decoding)."""
 
 
 def target_size(height: int, width: int, short_side: int | None) -> tuple[int, int] | None:
@@ -55,6 +59,6 @@ def downscale(frame: np.ndarray, short_side: int | None) -> np.ndarray:
 def check_pixels(path: Path, height: int, width: int, max_pixels: int | None) -> None:
     """Refuse a source whose frames exceed ``max_pixels`` (``data.max_frame_pixels``), before decoding it."""
     if max_pixels and int(height) * int(width) > int(max_pixels):
-        raise UnreadableVideo(
+        raise FrameTooLarge(
             path, f"frames of {width}×{height} = {height * width / 1e6:.1f} MP exceed data.max_frame_pixels = "
                   f"{int(max_pixels)} ({int(max_pixels) / 1e6:.1f} MP); downscale the files or raise the limit")
