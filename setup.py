@@ -11,6 +11,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["medsora", "medsora.*"]),
     include_package_data=True,
+    package_data={"medsora.reader_study": ["templates/*.html"]},
     install_requires=[
         "torch>=2.4,<2.15",
         "torchvision>=0.19,<0.30",
@@ -33,9 +34,15 @@ setup(
         "matplotlib>=3.8",
         "pillow>=10",
         "tqdm>=4.66",
+        "fastapi>=0.110",  # medsora.reader_study: the reader's web page
+        "uvicorn>=0.29",
+        "jinja2>=3.1",
+        "python-multipart>=0.0.9",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # httpx (Starlette's TestClient) and playwright (drives the system's Chromium): reader-study tests
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+                "httpx>=0.27", "playwright>=1.44"],
         "kernels": ["mamba-ssm>=2.2", "causal-conv1d>=1.4"],
         "iqa": ["pyiqa>=0.1.13"],  # MUSIQ imaging quality in medsora.evaluate
     },

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from machine_info import append_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medsora.backbone import PRESETS, build_preset, preset_config  # noqa: E402
+from medsora.backbone import PRESETS, preset_config  # noqa: E402
+from medsora.backbone.cost import count_parameters, forward_flops as clip_flops  # noqa: E402
 
 LATENT_CHANNELS = 16  # CogVideoX VAE latent
 # (label, latent T×H×W): MedSora's clips (16 frames, 128×128) and a 256×256 variant, after 4×8×8 compression.
@@ -37,40 +35,12 @@ SIZES = (("16×128² clip", (4, 16, 16)), ("16×256² clip", (4, 32, 32)))
 
 def parameters(name: str) -> int:
     """Parameter count of preset ``name``, built on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        return sum(p.numel() for p in build_preset(name, LATENT_CHANNELS).parameters())
-
-
-def _flops(name: str, depth: int, latent):
-    """(total forward FLOPs, FLOPs per sub-block kind) of preset ``name`` cut to ``depth`` layers."""
-    torch.manual_seed(0)
-    model = build_preset(name, LATENT_CHANNELS, overrides=[f"depth={depth}"])
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.randn(1, LATENT_CHANNELS, *latent), torch.zeros(1))
-    kinds = {f"layers.{i}.blocks.{j}": block.kind for i, layer in enumerate(model.layers)
-             for j, block in enumerate(layer.blocks)}
-    by_kind = defaultdict(int)
-    for module, ops in counter.get_flop_counts().items():
-        match = re.search(r"layers\.\d+\.blocks\.\d+$", module)
-        if match and match.group(0) in kinds:
-            by_kind[kinds[match.group(0)]] += sum(ops.values())
-    return counter.get_total_flops(), by_kind
+    return count_parameters(preset_config(name), LATENT_CHANNELS)
 
 
 def forward_flops(name: str, latent):
-    """(forward FLOPs, FLOPs per sub-block kind) of the full preset on one latent clip.
-
-    Every layer costs the same (only the scan order differs), so the count is taken
-    on real tensors for 1 and 2 layers and extended linearly to the preset's depth;
-    the scan's data-dependent chunking keeps FlopCounterMode off the meta device.
-    """
-    depth = preset_config(name).depth
-    one, kinds_one = _flops(name, 1, latent)
-    two, kinds_two = _flops(name, 2, latent)
-    total = one + (depth - 1) * (two - one)
-    by_kind = {kind: kinds_one[kind] * depth for kind in kinds_two}
-    return total, by_kind
+    """(forward FLOPs, FLOPs per sub-block kind) of preset ``name`` on one latent clip."""
+    return clip_flops(preset_config(name), LATENT_CHANNELS, latent)
 
 
 def main(argv=None) -> None:

@@ -31,9 +31,10 @@ from tqdm import tqdm
 from medsora.config import ConfigError, compose
 from medsora.data.datamodule import default_workers
 from medsora.data.cache import (
-    MANIFEST, fingerprint_differences, read_manifest, run_fingerprint, shard_items, shard_path, shard_plan,
-    write_manifest, write_shard,
+    MANIFEST, fingerprint_differences, read_manifest, shard_items, shard_path, shard_plan, write_manifest,
+    write_shard,
 )
+from medsora.encoding.fingerprint import run_fingerprint
 from medsora.flow.latent_grid import token_grid
 from medsora.flow.raft_weights import TeacherWeightsError, file_sha256
 from medsora.flow.teacher import FlowTeacher

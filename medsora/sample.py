@@ -81,10 +81,27 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
     return record
 
 
+def _load_model(args):
+    """The sampling model: a Lightning checkpoint (``--ckpt``) or an exported folder (``--model``)."""
+    if args.model:
+        if args.vae:
+            raise SystemExit("error: --vae applies to --ckpt; an exported folder carries its own vae/")
+        from medsora.pipeline import ExportedModel, MedSoraPipeline
+
+        pipe = MedSoraPipeline.from_pretrained(args.model)
+        return ExportedModel(pipe.transformer, pipe.vae, pipe.condition_encoder)
+    from medsora.training.diffusion_module import DiffusionModule
+
+    overrides = {"vae": {"ckpt": str(Path(args.vae).expanduser().resolve())}} if args.vae else None
+    return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medsora.sample",
                                 description="Sample videos from a MedSora diffusion checkpoint (EMA weights).")
-    p.add_argument("--ckpt", required=True, help="a DiffusionModule checkpoint (.ckpt)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="a DiffusionModule checkpoint (.ckpt)")
+    source.add_argument("--model", help="an exported model folder (python -m medsora.export)")
     p.add_argument("--num", type=int, default=8, help="number of videos (default 8)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the run's diffusion.sampler")
@@ -107,10 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.num < 1:
         raise SystemExit("error: --num must be >= 1")
-    from medsora.training.diffusion_module import DiffusionModule
-
-    overrides = {"vae": {"ckpt": str(Path(args.vae).expanduser().resolve())}} if args.vae else None
-    module = DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides).to(_device(args.device))
+    module = _load_model(args).to(_device(args.device))
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,

@@ -33,3 +33,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _recording(config):
+    """A copy of the dataclass ``config`` that records which of its fields are read: ``(copy, reads)``."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config)}
+    reads: set[str] = set()
+
+    class Recording(type(config)):
+        def __getattribute__(self, name):
+            if name in names:
+                reads.add(name)
+            return object.__getattribute__(self, name)
+
+    copy = Recording(**{n: object.__getattribute__(config, n) for n in names})
+    reads.clear()
+    return copy, reads
+
+
+@pytest.fixture
+def recording_config():
+    """``recording_config(cfg) -> (cfg', reads)``: ``cfg'`` is an instance of ``cfg``'s schema whose
+    field reads land in the set ``reads`` (to check that a component consumes every setting)."""
+    return _recording

@@ -30,6 +30,11 @@ class _SelfAttention(SubBlock):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "_SelfAttention":
+        """From the ``model:`` settings (:class:`medsora.backbone.schema.ModelConfig`)."""
+        return cls(cfg.hidden, cfg.heads)
+
     def attend(self, seq: torch.Tensor) -> torch.Tensor:
         """seq: N×L×D -> N×L×D."""
         n, length, dim = seq.shape
@@ -88,6 +93,11 @@ class LocalAttention(_SelfAttention):
             raise ValueError(f"model.window must be >= 1 and model.window_frames >= 0, got {window}, {window_frames}")
         self.window = window
         self.window_frames = window_frames
+
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "LocalAttention":
+        """``model.local_attn: tile`` (``raster1d`` is :class:`~medsora.backbone.raster_attention.RasterWindowAttention`)."""
+        return cls(cfg.hidden, cfg.heads, cfg.window, cfg.window_frames)
 
     def mix(self, h, context, context_mask):
         b, t, height, width, d = h.shape
@@ -148,6 +158,11 @@ class CrossAttention(SubBlock):
         self.q = nn.Linear(hidden, hidden)
         self.kv = nn.Linear(context_dim, 2 * hidden)
         self.proj = nn.Linear(hidden, hidden)
+
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "CrossAttention":
+        """``context_dim``: the width of the condition tokens (the run's, not a ``model:`` key)."""
+        return cls(cfg.hidden, cfg.heads, context_dim)
 
     def mix(self, h, context, context_mask):
         b, t, height, width, d = h.shape

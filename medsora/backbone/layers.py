@@ -1,17 +1,39 @@
 """From a block pattern (``model.blocks``) to the sub-blocks of one layer."""
 from __future__ import annotations
 
-import functools
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Type
 
 from torch import nn
 
 from medsora.backbone.attention import CrossAttention, FullAttention, LocalAttention, SpatialAttention, TemporalAttention
 from medsora.backbone.mamba_blocks import SpatialMamba, TemporalMamba
+from medsora.backbone.raster_attention import RasterWindowAttention
+from medsora.backbone.slice_mamba import SliceSpiralMamba
 from medsora.backbone.subblock import MLPBlock, SubBlock
-from medsora.ssm import Mamba1Layer, Mamba2Layer, order_for_depth
+from medsora.ssm import Mamba1Layer, Mamba2Layer
 
-__all__ = ["MedSoraLayer", "build_layer", "build_subblock", "is_mamba_layer"]
+__all__ = ["MedSoraLayer", "SUBBLOCKS", "build_layer", "build_subblock", "is_mamba_layer"]
+
+SUBBLOCKS: Dict[str, Type[SubBlock]] = {
+    cls.kind: cls
+    for cls in (LocalAttention, SpatialMamba, TemporalMamba, FullAttention, SpatialAttention, TemporalAttention,
+                CrossAttention)
+}
+"""``model.blocks`` name -> sub-block class (each builds itself with ``from_config``)."""
+
+FORMS: Dict[tuple, Type[SubBlock]] = {
+    ("local_attn", "local_attn", "raster1d"): RasterWindowAttention,
+    ("spatial_mamba", "scan_geometry", "reference"): SliceSpiralMamba,
+}
+"""Alternative forms of a kind, chosen by a ``model:`` setting: (kind, setting, value) -> class (the reference's)."""
+
+
+def subblock_class(kind: str, cfg) -> Type[SubBlock]:
+    """The class that builds ``kind`` under these settings (``model.local_attn``, ``model.scan_geometry``)."""
+    for (form_kind, setting, value), cls in FORMS.items():
+        if form_kind == kind and getattr(cfg, setting) == value:
+            return cls
+    return SUBBLOCKS[kind]
 
 
 def is_mamba_layer(module: nn.Module) -> bool:
@@ -19,37 +41,15 @@ def is_mamba_layer(module: nn.Module) -> bool:
     return isinstance(module, (Mamba1Layer, Mamba2Layer))
 
 
-def _mamba_factory(hidden: int, mamba: str, d_state: int, headdim: int, expand: int, scan_impl: str):
-    if mamba == "mamba2":
-        return functools.partial(Mamba2Layer, hidden, d_state=d_state, headdim=headdim, expand=expand,
-                                 scan_impl=scan_impl)
-    if mamba == "mamba1":
-        return functools.partial(Mamba1Layer, hidden, d_state=d_state, expand=expand, scan_impl=scan_impl)
-    raise ValueError(f"model.mamba={mamba!r} must be 'mamba2' or 'mamba1'")
+def build_subblock(kind: str, layer_index: int, cfg, context_dim: int) -> SubBlock:
+    """One sub-block of ``kind`` for layer ``layer_index`` (0-based; it picks the scan order).
 
-
-def build_subblock(kind: str, layer_index: int, *, hidden: int, heads: int, d_state: int, headdim: int,
-                   expand: int, mamba: str, scan_order: str, cycle_orders: bool, bidirectional: bool,
-                   temporal_bidirectional: bool, joint_frames: bool, window: int, window_frames: int,
-                   scan_impl: str, context_dim: int) -> SubBlock:
-    """One sub-block of ``kind`` for layer ``layer_index`` (0-based; it picks the scan order)."""
-    make_mamba = _mamba_factory(hidden, mamba, d_state, headdim, expand, scan_impl)
-    if kind == "local_attn":
-        return LocalAttention(hidden, heads, window, window_frames)
-    if kind == "spatial_mamba":
-        order = order_for_depth(scan_order, layer_index) if cycle_orders else scan_order
-        return SpatialMamba(hidden, make_mamba, order, bidirectional, joint_frames)
-    if kind == "temporal_mamba":
-        return TemporalMamba(hidden, make_mamba, temporal_bidirectional)
-    if kind == "full_attn":
-        return FullAttention(hidden, heads)
-    if kind == "spatial_attn":
-        return SpatialAttention(hidden, heads)
-    if kind == "temporal_attn":
-        return TemporalAttention(hidden, heads)
-    if kind == "cross_attn":
-        return CrossAttention(hidden, heads, context_dim)
-    raise ValueError(f"unknown block {kind!r} in model.blocks")
+    ``cfg`` is the ``model:`` section (:class:`medsora.backbone.schema.ModelConfig`), handed
+    down whole: the sub-block class reads the settings it needs.
+    """
+    if kind not in SUBBLOCKS:
+        raise ValueError(f"unknown block {kind!r} in model.blocks; expected one of {list(SUBBLOCKS)}")
+    return subblock_class(kind, cfg).from_config(cfg, layer_index, context_dim)
 
 
 class MedSoraLayer(nn.Module):
@@ -72,12 +72,9 @@ class MedSoraLayer(nn.Module):
         return x, tapped
 
 
-def build_layer(pattern: Sequence[str], layer_index: int, *, mlp_ratio: float, **settings) -> MedSoraLayer:
-    """The sub-blocks of ``pattern`` in order, plus the DiT MLP sub-block when ``mlp_ratio > 0``.
-
-    ``settings`` are the keyword arguments of :func:`build_subblock`.
-    """
-    blocks = [build_subblock(kind, layer_index, **settings) for kind in pattern]
-    if mlp_ratio > 0:
-        blocks.append(MLPBlock(settings["hidden"], mlp_ratio))
+def build_layer(cfg, layer_index: int, context_dim: int) -> MedSoraLayer:
+    """The sub-blocks of ``cfg.blocks`` in order, plus the DiT MLP sub-block when ``cfg.mlp_ratio > 0``."""
+    blocks = [build_subblock(kind, layer_index, cfg, context_dim) for kind in cfg.blocks]
+    if cfg.mlp_ratio > 0:
+        blocks.append(MLPBlock.from_config(cfg, layer_index, context_dim))
     return MedSoraLayer(blocks)

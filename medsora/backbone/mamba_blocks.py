@@ -5,17 +5,29 @@ file only decides which sequences are scanned and how the two directions are fus
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 from torch import nn
 
 from medsora.backbone.subblock import SubBlock
-from medsora.ssm import grid_to_seq, seq_to_grid
+from medsora.ssm import Mamba1Layer, Mamba2Layer, grid_to_seq, order_for_depth, seq_to_grid
 
-__all__ = ["GatedFusion", "BidirectionalScan", "SpatialMamba", "TemporalMamba"]
+__all__ = ["GatedFusion", "BidirectionalScan", "SpatialMamba", "TemporalMamba", "mamba_factory"]
 
 LayerFactory = Callable[[], nn.Module]  # () -> Mamba layer mapping batch×L×D -> batch×L×D
+
+
+def mamba_factory(cfg) -> LayerFactory:
+    """The scan layer ``model.mamba`` names, with the ``model:`` settings (``d_state``, ``expand`` ...)."""
+    if cfg.mamba == "mamba2":
+        return functools.partial(Mamba2Layer, cfg.hidden, d_state=cfg.d_state, headdim=cfg.headdim,
+                                 expand=cfg.expand, scan_impl=cfg.scan_impl)
+    if cfg.mamba == "mamba1":
+        return functools.partial(Mamba1Layer, cfg.hidden, d_state=cfg.d_state, expand=cfg.expand,
+                                 scan_impl=cfg.scan_impl)
+    raise ValueError(f"model.mamba={cfg.mamba!r} must be 'mamba2' or 'mamba1'")
 
 
 class GatedFusion(nn.Module):
@@ -72,6 +84,12 @@ class SpatialMamba(SubBlock):
         self.joint_frames = joint_frames
         self.scan = BidirectionalScan(make_layer, hidden, bidirectional)
 
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "SpatialMamba":
+        """Layer ``layer_index`` (0-based) scans the ``layer_index``-th order of the cycle when ``cycle_orders``."""
+        order = order_for_depth(cfg.scan_order, layer_index) if cfg.cycle_orders else cfg.scan_order
+        return cls(cfg.hidden, mamba_factory(cfg), order, cfg.bidirectional, cfg.joint_frames)
+
     def mix(self, h, context, context_mask):
         _, t, height, width, _ = h.shape
         seq = grid_to_seq(h, self.order, joint=self.joint_frames)
@@ -94,6 +112,10 @@ class TemporalMamba(SubBlock):
     def __init__(self, hidden: int, make_layer: LayerFactory, bidirectional: bool):
         super().__init__(hidden)
         self.scan = BidirectionalScan(make_layer, hidden, bidirectional)
+
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "TemporalMamba":
+        return cls(cfg.hidden, mamba_factory(cfg), cfg.temporal_bidirectional)
 
     def mix(self, h, context, context_mask):
         b, t, height, width, d = h.shape

@@ -33,7 +33,8 @@ from torch.utils.checkpoint import checkpoint
 from medsora.backbone.embeddings import PatchEmbed, TimestepEmbedder, sincos_grid
 from medsora.backbone.heads import AlignProjector, FinalLayer, unpatchify
 from medsora.backbone.layers import MedSoraLayer, build_layer, is_mamba_layer
-from medsora.backbone.schema import BLOCK_TYPES
+from medsora.backbone.schema import BLOCK_TYPES, ModelConfig
+from medsora.config.fields import section
 
 __all__ = ["MedSoraDiT", "MedSoraLayer"]
 
@@ -46,93 +47,83 @@ def _positions(dim: int, t: int, h: int, w: int) -> torch.Tensor:
 class MedSoraDiT(nn.Module):
     """Diffusion backbone over latent videos; the block pattern is configuration.
 
+    Built from the whole ``model:`` section, as DiT builds from its ``args``: every setting
+    (pattern, width, Mamba and attention options, ``learn_sigma`` ...) is a field of
+    :class:`medsora.backbone.schema.ModelConfig`, read by the module that uses it (this class,
+    or a sub-block's ``from_config``). A new backbone option is a schema field plus that code.
+
     Args:
-        in_channels: latent channels C.
-        blocks: the sub-block kinds of one layer (see ``medsora.backbone.schema.BLOCK_TYPES``).
-        depth: number of layers.
-        hidden, heads, patch, mlp_ratio: width, attention heads, spatial patch size,
-            and the ratio of the optional per-layer MLP (0 = none, as in MedSora).
-        d_state, headdim, expand, mamba, scan_impl: Mamba layer settings.
-        scan_order, cycle_orders: spatial scan order, cycling through its family with depth.
-        bidirectional, temporal_bidirectional, joint_frames: see ``ModelConfig``.
-        window, window_frames: local attention tile side and frame reach.
-        learn_sigma: output 2C channels.
-        grad_checkpointing: recompute each layer in backward (activation memory ~1 layer).
+        in_channels: latent channels C (``vae.latent_channels``).
+        config: the ``model:`` settings — a ``ModelConfig``, the ``model`` section of a composed
+            run config, or ``None`` for the schema defaults.
         context_dim: width of the cross-attention tokens (default ``hidden``).
         align_dim: output width of the alignment projector (None = no projector).
         align_depth, align_tap: the projector reads the grid after sub-block
             ``align_tap`` of layer ``align_depth`` (1-based).
-        projector_hidden: the projector MLP's width.
+        align_layers: several layers to tap (1-based; overrides ``align_depth``): the align output is
+            the per-layer features concatenated along the last axis (MedSora's reference taps every layer).
+        align_projector: ``mlp`` (a learned projector per tapped layer) or ``resize`` (none: the raw
+            hidden states, for the reference's resized-teacher loss).
+        **overrides: ``ModelConfig`` fields replacing those of ``config``
+            (``MedSoraDiT(4, depth=3, hidden=32)``); an unknown name is a ``TypeError``.
     """
 
     def __init__(
         self,
         in_channels: int,
-        blocks: Sequence[str] = ("local_attn", "spatial_mamba", "temporal_mamba"),
-        depth: int = 2,
-        hidden: int = 64,
-        heads: int = 4,
-        patch: int = 2,
-        mlp_ratio: float = 0.0,
-        d_state: int = 16,
-        headdim: int = 16,
-        expand: int = 2,
-        mamba: str = "mamba2",
-        scan_order: str = "spiral",
-        cycle_orders: bool = True,
-        bidirectional: bool = True,
-        temporal_bidirectional: bool = False,
-        joint_frames: bool = False,
-        window: int = 8,
-        window_frames: int = 0,
-        learn_sigma: bool = False,
-        grad_checkpointing: bool = False,
-        scan_impl: str = "auto",
+        config: Optional[ModelConfig] = None,
+        *,
         context_dim: Optional[int] = None,
         align_dim: Optional[int] = None,
         align_depth: Optional[int] = None,
         align_tap: str = "spatial_mamba",
-        projector_hidden: int = 2048,
+        align_layers: Optional[Sequence[int]] = None,
+        align_projector: str = "mlp",
+        **overrides,
     ):
         super().__init__()
-        blocks = list(blocks)
+        cfg = section(ModelConfig, config, overrides)
+        blocks = list(cfg.blocks)
         unknown = [b for b in blocks if b not in BLOCK_TYPES]
         if not blocks or unknown:
             raise ValueError(f"model.blocks={blocks} must be a non-empty list of {list(BLOCK_TYPES)}")
-        if depth < 1:
-            raise ValueError(f"model.depth must be >= 1, got {depth}")
+        if cfg.depth < 1:
+            raise ValueError(f"model.depth must be >= 1, got {cfg.depth}")
+        if cfg.hidden % 4:
+            raise ValueError(f"model.hidden must be a multiple of 4 (2-D sin-cos positions), got {cfg.hidden}")
+        self.config = cfg
         self.in_channels = in_channels
-        self.out_channels = 2 * in_channels if learn_sigma else in_channels
-        self.learn_sigma = learn_sigma
-        self.hidden = hidden
-        self.patch = patch
+        self.out_channels = 2 * in_channels if cfg.learn_sigma else in_channels
+        self.learn_sigma = cfg.learn_sigma
+        self.hidden = cfg.hidden
+        self.patch = cfg.patch
         self.pattern: Tuple[str, ...] = tuple(blocks)
-        self.grad_checkpointing = grad_checkpointing
-        self.context_dim = context_dim or hidden
+        self.grad_checkpointing = cfg.grad_checkpointing
+        self.context_dim = context_dim or cfg.hidden
 
-        if hidden % 4:
-            raise ValueError(f"model.hidden must be a multiple of 4 (2-D sin-cos positions), got {hidden}")
-        self.patch_embed = PatchEmbed(in_channels, hidden, patch)
-        self.t_embedder = TimestepEmbedder(hidden)
-        settings = dict(
-            hidden=hidden, heads=heads, mlp_ratio=mlp_ratio, d_state=d_state, headdim=headdim, expand=expand,
-            mamba=mamba, scan_order=scan_order, cycle_orders=cycle_orders, bidirectional=bidirectional,
-            temporal_bidirectional=temporal_bidirectional, joint_frames=joint_frames, window=window,
-            window_frames=window_frames, scan_impl=scan_impl, context_dim=self.context_dim,
-        )
-        self.layers = nn.ModuleList(build_layer(self.pattern, i, **settings) for i in range(depth))
-        self.final_layer = FinalLayer(hidden, patch, self.out_channels)
+        self.patch_embed = PatchEmbed(in_channels, cfg.hidden, cfg.patch)
+        self.t_embedder = TimestepEmbedder(cfg.hidden)
+        self.layers = nn.ModuleList(build_layer(cfg, i, self.context_dim) for i in range(cfg.depth))
+        self.final_layer = FinalLayer(cfg.hidden, cfg.patch, self.out_channels)
 
         self.projector = None
-        self.align_depth, self.align_tap_index = None, None
-        if align_dim is not None:
-            self.align_depth = 1 if align_depth is None else align_depth
-            if not 1 <= self.align_depth <= depth:
-                raise ValueError(f"align.depth={self.align_depth} must be within 1..model.depth={depth}")
+        self.align_layers: Tuple[int, ...] = ()
+        self.align_tap_index = None
+        if align_dim is not None or align_projector == "resize":
+            layers = tuple(align_layers) if align_layers else (1 if align_depth is None else align_depth,)
+            bad = [v for v in layers if not 1 <= v <= cfg.depth]
+            if bad:
+                raise ValueError(f"align.layers/align.depth {list(layers)}: layers {bad} are not within "
+                                 f"1..model.depth={cfg.depth}; e.g. align.layers=[{','.join(map(str, range(1, cfg.depth + 1)))}]")
             if align_tap not in self.pattern:
                 raise ValueError(f"align.tap={align_tap!r} is not in model.blocks={list(self.pattern)}; pick one of them")
+            self.align_layers = layers
             self.align_tap_index = self.pattern.index(align_tap)
-            self.projector = AlignProjector(hidden, projector_hidden, align_dim)
+            if align_projector == "mlp":  # one learned projector per aligned layer (a single one keeps its old name)
+                make = lambda: AlignProjector(cfg.hidden, cfg.projector_hidden, align_dim)  # noqa: E731
+                self.projector = make() if len(layers) == 1 else nn.ModuleList(make() for _ in layers)
+            elif align_projector != "resize":
+                raise ValueError(f"align.projector={align_projector!r}: use 'mlp' or 'resize'")
         self.initialize_weights()
 
     @classmethod
@@ -145,24 +136,16 @@ class MedSoraDiT(nn.Module):
         align_tap: str = "spatial_mamba",
         context_dim: Optional[int] = None,
         align_hidden: Optional[int] = None,
+        align_layers: Optional[Sequence[int]] = None,
+        align_projector: str = "mlp",
     ) -> "MedSoraDiT":
         """Build from the ``model:`` config section (``ModelConfig``).
 
         ``align_hidden`` overrides ``model.projector_hidden`` (the projector's width).
         """
-        return cls(
-            in_channels=in_channels,
-            blocks=list(model_cfg.blocks), depth=model_cfg.depth, hidden=model_cfg.hidden, heads=model_cfg.heads,
-            patch=model_cfg.patch, mlp_ratio=model_cfg.mlp_ratio, d_state=model_cfg.d_state,
-            headdim=model_cfg.headdim, expand=model_cfg.expand, mamba=model_cfg.mamba,
-            scan_order=model_cfg.scan_order, cycle_orders=model_cfg.cycle_orders,
-            bidirectional=model_cfg.bidirectional, temporal_bidirectional=model_cfg.temporal_bidirectional,
-            joint_frames=model_cfg.joint_frames, window=model_cfg.window, window_frames=model_cfg.window_frames,
-            learn_sigma=model_cfg.learn_sigma, grad_checkpointing=model_cfg.grad_checkpointing,
-            scan_impl=model_cfg.scan_impl, context_dim=context_dim, align_dim=align_dim,
-            align_depth=align_depth, align_tap=align_tap,
-            projector_hidden=align_hidden if align_hidden is not None else model_cfg.projector_hidden,
-        )
+        overrides = {} if align_hidden is None else {"projector_hidden": align_hidden}
+        return cls(in_channels, model_cfg, context_dim=context_dim, align_dim=align_dim, align_depth=align_depth,
+                   align_tap=align_tap, align_layers=align_layers, align_projector=align_projector, **overrides)
 
     # ------------------------------------------------------------------ init
     def initialize_weights(self) -> None:
@@ -249,21 +232,30 @@ class MedSoraDiT(nn.Module):
         if context is not None and "cross_attn" not in self.pattern:
             raise ValueError("forward() got context tokens but model.blocks has no cross_attn; add cross_attn "
                              "to model.blocks or do not pass context")
-        if return_align and self.projector is None:
-            raise ValueError("return_align=True needs an alignment projector: build with align_dim= (align.enabled)")
+        if return_align and not self.align_layers:
+            raise ValueError("return_align=True needs alignment taps: build with align_dim= (align.enabled)")
 
-        tapped = None
+        tapped = []
         for i, layer in enumerate(self.layers):
-            tap = self.align_tap_index if (return_align and i + 1 == self.align_depth) else None
+            tap = self.align_tap_index if (return_align and i + 1 in self.align_layers) else None
             if self.grad_checkpointing and torch.is_grad_enabled():
                 tokens, hit = checkpoint(layer, tokens, c, context, context_mask, tap, use_reentrant=False)
             else:
                 tokens, hit = layer(tokens, c, context, context_mask, tap)
-            tapped = hit if hit is not None else tapped
+            if hit is not None:
+                tapped.append(hit)
         out = unpatchify(self.final_layer(tokens, c), self.patch, self.out_channels)
         if return_align:
-            return out, self.projector(tapped)
+            return out, self._project(tapped)
         return out
+
+    def _project(self, tapped: List[torch.Tensor]) -> torch.Tensor:
+        """Per-layer projections (or raw states without a projector), concatenated along features."""
+        if self.projector is None:
+            return torch.cat(tapped, dim=-1)
+        if isinstance(self.projector, nn.ModuleList):
+            return torch.cat([proj(h) for proj, h in zip(self.projector, tapped)], dim=-1)
+        return self.projector(tapped[0])
 
     @staticmethod
     def _timesteps(t: torch.Tensor, batch: int, device) -> torch.Tensor:

@@ -13,9 +13,24 @@ from omegaconf import DictConfig, OmegaConf
 from medsora.backbone.model import MedSoraDiT
 from medsora.backbone.schema import ModelConfig
 
-__all__ = ["PRESETS", "preset_config", "build_preset"]
+__all__ = ["PRESETS", "INTENDED_SIZE", "preset_config", "build_preset", "local_attention_keys"]
 
 PRESETS = ("tiny", "medsora_s", "medsora_b", "medsora_l", "medsora_xl")
+INTENDED_SIZE = {"tiny": 64, "medsora_s": 128, "medsora_b": 128, "medsora_l": 128, "medsora_xl": 128}
+"""Clip side (pixels) each preset is meant for: the demo's 64 px, MedSora's 128² (8× VAE, patch 2)."""
+
+
+def local_attention_keys(cfg, size: int) -> tuple[int, int]:
+    """(keys a local-attention query sees, tokens in a frame) for ``model:`` settings at ``size``² clips.
+
+    Local attention is only local when the first is smaller than the second.
+    """
+    side = size // 8 // int(cfg.patch)
+    if cfg.local_attn == "raster1d":
+        keys = min((2 * int(cfg.window_reach) + 1) * int(cfg.window), side * side)
+    else:
+        keys = min(int(cfg.window), side) ** 2 * (2 * int(cfg.window_frames) + 1)
+    return keys, side * side
 
 
 def preset_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:

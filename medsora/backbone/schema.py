@@ -41,8 +41,17 @@ class ModelConfig:
     bidirectional: bool = True  # spatial_mamba: an order and its reverse, fused by a learned gate
     temporal_bidirectional: bool = False  # temporal_mamba: False = causal along frames (MedSora)
     joint_frames: bool = False  # spatial_mamba scans all frames as one sequence (mixes frames)
-    window: int = 8  # local_attn window side in tokens (window x window, clipped to the grid)
-    window_frames: int = 0  # local_attn keys also come from this many frames back and ahead
+    # spatial_mamba geometry: "frame" (ours: each frame's H x W grid, two direction layers, gated) or
+    # "reference" (MedSora's: spirals over frame x width and frame x height slices, one layer per
+    # slice family shared by both directions, directions summed, the two families gated)
+    scan_geometry: str = choice("frame", "frame", "reference")
+    # local_attn form: "tile" (ours: window x window tiles, keys also from window_frames frames back/ahead)
+    # or "raster1d" (MedSora's reference: 1-D windows of `window` tokens along each frame's raster order,
+    # attending `window_reach` windows back and ahead; window 8, reach 1 = 24 keys)
+    local_attn: str = choice("tile", "tile", "raster1d")
+    window: int = 8  # local_attn window: tile side (tile) or tokens per window (raster1d)
+    window_frames: int = 0  # tile: keys also come from this many frames back and ahead
+    window_reach: int = 1  # raster1d: neighbouring windows visible on each side
     learn_sigma: bool = False  # output 2C channels: the noise and the interpolation of the variance
     grad_checkpointing: bool = False
     scan_impl: str = choice("auto", "auto", "torch", "cuda", "ref")

@@ -21,6 +21,16 @@ class SubBlock(nn.Module, abc.ABC):
 
     kind = "base"
 
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "SubBlock":
+        """The sub-block of layer ``layer_index`` (0-based) for the ``model:`` settings ``cfg``
+        (:class:`medsora.backbone.schema.ModelConfig`); ``context_dim`` is the condition tokens' width.
+
+        Each kind reads the settings it needs here, so a new option of a kind is a schema
+        field plus this method and the code that uses it.
+        """
+
     def __init__(self, hidden: int):
         super().__init__()
         self.norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
@@ -57,6 +67,10 @@ class MLPBlock(SubBlock):
         self.fc1 = nn.Linear(hidden, inner)
         self.act = nn.GELU(approximate="tanh")
         self.fc2 = nn.Linear(inner, hidden)
+
+    @classmethod
+    def from_config(cls, cfg, layer_index: int, context_dim: int) -> "MLPBlock":
+        return cls(cfg.hidden, cfg.mlp_ratio)
 
     def mix(self, h, context, context_mask):
         return self.fc2(self.act(self.fc1(h)))

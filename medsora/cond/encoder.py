@@ -11,7 +11,9 @@ from torch import Tensor, nn
 from medsora.cond.captions import check_template, prepare_captions
 from medsora.cond.condition import Condition
 from medsora.cond.modality import ModalityEmbedding, normalise_modality
+from medsora.cond.schema import CondConfig
 from medsora.cond.text_encoder import T5TextEncoder, TextFeatures
+from medsora.config.fields import section
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -40,37 +42,42 @@ class ConditionEncoder(nn.Module):
 
     Args:
         hidden: the backbone's hidden size.
-        modalities: class names; empty disables the modality embedding.
+        config: the ``cond:`` settings (a :class:`~medsora.cond.schema.CondConfig`, the ``cond``
+            section of a composed run config, or ``None`` for the defaults). Read here:
+            ``dropout`` (condition dropout probability in [0, 1)), ``null_tokens`` (length of the
+            learned null text sequence), ``template`` (caption of a sample without one, e.g.
+            "This is a {modality} video.") and ``use_template`` (Bora stage 1: every caption
+            becomes the template). A new option of the encoder is a schema field plus its use here.
+        modalities: class names; empty disables the modality embedding (``build_condition_encoder``
+            resolves them from ``cond.modalities`` or the data set).
         text_encoder: a frozen :class:`T5TextEncoder`; ``None`` disables text.
-        dropout: condition dropout probability in [0, 1).
-        null_tokens: length of the learned null text sequence.
-        template: caption of a sample without one, e.g. "This is a {modality} video.".
-        use_template: Bora stage 1 — every caption becomes the template.
+        **overrides: ``CondConfig`` fields replacing those of ``config`` (``dropout=0.0``).
     """
 
     def __init__(
         self,
         hidden: int,
+        config: Optional[CondConfig] = None,
         modalities: Sequence[str] = (),
         text_encoder: Optional[T5TextEncoder] = None,
-        dropout: float = 0.1,
-        null_tokens: int = 8,
-        template: str = "This is a {modality} video.",
-        use_template: bool = False,
+        **overrides,
     ):
         super().__init__()
+        cfg = section(CondConfig, config, overrides)
+        dropout, null_tokens = cfg.dropout, cfg.null_tokens
         if not modalities and text_encoder is None:
             raise ValueError("ConditionEncoder needs modalities or a text encoder (cond.modality / cond.text)")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"cond.dropout = {dropout}: must be in [0, 1) (0.1 is the usual CFG rate)")
-        if use_template and text_encoder is None:
+        if cfg.use_template and text_encoder is None:
             raise ValueError("cond.use_template replaces captions by the template: it needs cond.text: true")
         if null_tokens < 1:
             raise ValueError(f"cond.null_tokens = {null_tokens}: must be >= 1")
+        self.config = cfg
         self.hidden = hidden
         self.dropout = dropout
-        self.template = check_template(template)
-        self.use_template = use_template
+        self.template = check_template(cfg.template)
+        self.use_template = cfg.use_template
         self.modality = ModalityEmbedding(modalities, hidden) if modalities else None
         # A plain attribute, not a submodule: the frozen T5 stays out of state dicts (see T5TextEncoder).
         self.text_encoder = text_encoder
@@ -233,12 +240,4 @@ def build_condition_encoder(
                 "or use a data set whose manifest has a 'modality' column"
             )
     text_encoder = T5TextEncoder.from_config(cond_cfg) if cond_cfg.text else None
-    return ConditionEncoder(
-        hidden,
-        modalities=names,
-        text_encoder=text_encoder,
-        dropout=cond_cfg.dropout,
-        null_tokens=cond_cfg.null_tokens,
-        template=cond_cfg.template,
-        use_template=cond_cfg.use_template,
-    )
+    return ConditionEncoder(hidden, cond_cfg, modalities=names, text_encoder=text_encoder)

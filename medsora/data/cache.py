@@ -15,9 +15,11 @@ Shards are written atomically (temporary file + rename), so a shard that exists 
 an interrupted encode resumes by skipping them. Latents are stored *unscaled* (the raw
 posterior); multiply samples by :attr:`CacheDataset.scaling_factor` before diffusion.
 
-A cache is tied to what produced it. :func:`run_fingerprint` describes that for a run
-config; :class:`CacheDataset` refuses a cache whose manifest disagrees with what the run
-expects (:class:`StaleCacheError`, listing each difference).
+A cache is tied to what produced it. :func:`medsora.encoding.fingerprint.run_fingerprint`
+describes that for a run config (the data package knows no model or teacher: the VAE and
+teacher parts of the fingerprint belong to the encode stage); :class:`CacheDataset` refuses a
+cache whose manifest disagrees with what the run expects (:class:`StaleCacheError`, listing
+each difference).
 """
 from __future__ import annotations
 
@@ -65,37 +67,6 @@ def data_fingerprint(data_cfg) -> dict:
     """The ``data:`` settings that determine the cached clips (JSON-ready values)."""
     keys = DATA_KEYS + (DEMO_KEYS if data_cfg.root == "demo" else ())
     return {key: _plain(data_cfg[key]) for key in keys}
-
-
-def run_fingerprint(cfg, vae_sha256: Optional[str] = None, teacher_identity: Optional[dict] = None) -> dict:
-    """What a cache for this run must have been made from (nested dict of plain values).
-
-    Args:
-        cfg: a composed run config.
-        vae_sha256: SHA-256 of the VAE checkpoint. ``None`` computes it from ``vae.ckpt`` when
-            that file exists and leaves it out otherwise (a training run from a cache may not
-            have the VAE on this machine: then the VAE is not checked).
-        teacher_identity: ``FlowTeacher.identity()``; ``None`` derives it from ``align.teacher``
-            without loading the teacher (weights given as a missing file are left unchecked).
-    Returns:
-        ``{"data": ..., "vae": {"ckpt_sha256"}?, "align": {... , "patch"}}``.
-    """
-    from medsora.flow.raft_weights import file_sha256
-    from medsora.flow.teacher import teacher_identity as identity_of
-
-    fp: dict[str, Any] = {"data": data_fingerprint(cfg.data)}
-    if vae_sha256 is None and cfg.vae.ckpt and Path(cfg.vae.ckpt).expanduser().is_file():
-        vae_sha256 = file_sha256(Path(cfg.vae.ckpt).expanduser())
-    if vae_sha256 is not None:
-        fp["vae"] = {"ckpt_sha256": vae_sha256}
-    if teacher_identity is None:
-        t = cfg.align.teacher
-        teacher_identity = identity_of(cfg.align.target, t.arch, t.weights, t.seed, t.iters, t.min_size,
-                                       cfg.align.flow_cells, t.encoder, t.encoder_size)
-        if teacher_identity["weights"].startswith("missing:"):
-            del teacher_identity["weights"]
-    fp["align"] = {**teacher_identity, "patch": cfg.model.patch}
-    return fp
 
 
 def fingerprint_differences(found: dict, expected: dict, prefix: str = "") -> list[str]:
@@ -194,8 +165,8 @@ class CacheDataset(Dataset):
     Args:
         cache_root: the ``data.cache`` folder.
         split: ``train`` or ``val`` (any split the manifest lists).
-        expect: the fingerprint this run needs (e.g. :func:`run_fingerprint`); only the keys
-            given are checked. ``None`` checks nothing.
+        expect: the fingerprint this run needs (e.g. ``medsora.encoding.fingerprint.run_fingerprint``);
+            only the keys given are checked. ``None`` checks nothing.
     Items:
         ``{"latent_mean": C×T×h×w, "latent_std": C×T×h×w, "flow": T×h×w×D`` (float32, whatever
         the stored dtype), ``"caption": str, "modality": str, "path": str}``, and

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,9 +30,12 @@ class FlowImageEncoder(nn.Module):
     Args:
         path: a transformers model folder, a ``.pt2`` exported program or a TorchScript file.
         size: images are resized (bilinear) to ``size×size`` before the encoder.
+        layers: 1-based encoder layers whose hidden states are returned, concatenated along ``D``
+            (MedSora's reference aligns backbone layer i with encoder layer i; transformers
+            folders only); empty = the last hidden state.
     """
 
-    def __init__(self, path: str, size: int = 224):
+    def __init__(self, path: str, size: int = 224, layers: Sequence[int] = ()):
         super().__init__()
         p = Path(path).expanduser()
         if not p.exists():
@@ -39,7 +44,10 @@ class FlowImageEncoder(nn.Module):
                 "a transformers folder (model.save_pretrained(DIR), e.g. a DINO ViT), a torch.export .pt2 file "
                 "or a TorchScript file; or use align.target=raft_motion / flow, which need no encoder."
             )
-        self.path, self.size = p, size
+        self.path, self.size, self.layers = p, size, tuple(int(v) for v in layers)
+        if self.layers and not p.is_dir():
+            raise ValueError(f"align.teacher.per_layer: per-layer features need a transformers folder "
+                             f"(output_hidden_states); {p} is an exported/TorchScript file")
         if p.is_dir():
             from transformers import AutoModel
 
@@ -79,7 +87,17 @@ class FlowImageEncoder(nn.Module):
         x = images.float().div(255.0)
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = (x - self.mean) / self.std
-        if self.kind == "transformers":
+        if self.kind == "transformers" and self.layers:
+            hidden = self.model(pixel_values=x, output_hidden_states=True).hidden_states
+            if max(self.layers) >= len(hidden):
+                raise ValueError(f"{self.path}: the encoder has {len(hidden) - 1} layers; align.layers asks for "
+                                 f"layer {max(self.layers)}")
+            out = torch.cat([hidden[i] for i in self.layers], dim=-1)
+            patch = getattr(self.model.config, "patch_size", None)
+            if patch:
+                grid = self.size // patch
+                out = out[:, -grid * grid:]
+        elif self.kind == "transformers":
             out = self.model(pixel_values=x).last_hidden_state
             patch = getattr(self.model.config, "patch_size", None)
             if patch:  # keep exactly the patch tokens: the trailing (size/patch)² ones

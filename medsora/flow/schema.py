@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from medsora.config.fields import choice
 
@@ -24,6 +24,9 @@ class TeacherConfig:
     # a torch.export .pt2 file or a TorchScript file, returning B×D×h×w maps or B×L×D tokens.
     encoder: Optional[str] = None
     encoder_size: int = 224  # flow images are resized to encoder_size² before the encoder
+    # target=flow_image: take the encoder's hidden states of the *matching layers* (align.layers: backbone
+    # layer i <-> encoder layer i, MedSora's reference) instead of its last layer alone
+    per_layer: bool = False
 
 
 @dataclass
@@ -34,6 +37,15 @@ class AlignConfig:
     weight: float = 0.1  # λ: the loss term "align" already carries it
     target: str = choice("raft_motion", "raft_motion", "flow", "flow_image")
     depth: int = 1  # tap hidden states after this layer (1-based)
+    # align several layers (1-based; every layer of MedSora-B is [1, ..., 12]); empty = [depth]
+    layers: List[int] = field(default_factory=list)
+    # "ours": per-token correlation, hinge before the 1/(t+1) weight (margin 0 by default);
+    # "reference": MedSora's 1 - Pearson per feature dimension across tokens, averaged over layers,
+    # weighted, then the hinge on the weighted mean (margin 0.01) -- see medsora/flow/align_reference.py
+    formulation: str = choice("ours", "ours", "reference")
+    # "mlp": a learned projector per aligned layer (REPA, ours); "resize": none -- the teacher's
+    # tokens x D matrix is bilinearly resized to the hidden's (the reference; formulation=reference only)
+    projector: str = choice("mlp", "mlp", "resize")
     # the sub-block of layer `depth` whose output the projector reads (must be in model.blocks)
     tap: str = choice("spatial_mamba", "local_attn", "spatial_mamba", "temporal_mamba", "full_attn", "spatial_attn",
                       "temporal_attn", "cross_attn")

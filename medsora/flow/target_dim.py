@@ -16,7 +16,7 @@ def target_dim(align_cfg) -> int:
     """
     if align_cfg.target == "flow":
         return 2 * align_cfg.flow_cells ** 2
-    if align_cfg.target == "flow_image":
+    if align_cfg.target == "flow_image":  # per aligned layer: the encoder's width
         if not align_cfg.teacher.encoder:
             raise ValueError("align.target=flow_image needs align.teacher.encoder=PATH")
         return FlowImageEncoder(align_cfg.teacher.encoder, align_cfg.teacher.encoder_size).dim

@@ -18,7 +18,7 @@ TARGETS = ("raft_motion", "flow", "flow_image")
 
 
 def teacher_identity(target: str, arch: str, weights: str, seed: int, iters: int, min_size: int,
-                     flow_cells: int, encoder: Optional[str], encoder_size: int) -> dict:
+                     flow_cells: int, encoder: Optional[str], encoder_size: int, encoder_layers=()) -> dict:
     """The settings that determine a teacher's targets, as plain values (no model is loaded).
 
     ``weights`` becomes :func:`weights_identity` (enum file name, file SHA-256, or random seed);
@@ -30,6 +30,8 @@ def teacher_identity(target: str, arch: str, weights: str, seed: int, iters: int
         ident["flow_cells"] = flow_cells
     if target == "flow_image":
         ident.update(encoder=str(Path(encoder).expanduser()) if encoder else None, encoder_size=encoder_size)
+        if encoder_layers:
+            ident["encoder_layers"] = [int(v) for v in encoder_layers]
     return ident
 
 
@@ -71,7 +73,8 @@ class FlowTeacher(nn.Module):
 
     def __init__(self, arch: str = "raft_small", weights: str = "default", iters: int = 12,
                  target: str = "raft_motion", *, seed: int = 0, min_size: int = 128, chunk: int = 32,
-                 flow_cells: int = 4, encoder: Optional[str] = None, encoder_size: int = 224):
+                 flow_cells: int = 4, encoder: Optional[str] = None, encoder_size: int = 224,
+                 encoder_layers=()):
         super().__init__()
         if target not in TARGETS:
             raise ValueError(f"align.target: '{target}' is not one of {list(TARGETS)}")
@@ -81,7 +84,7 @@ class FlowTeacher(nn.Module):
         self.arch, self.weights, self.iters, self.target = arch, weights, iters, target
         self.seed, self.min_size, self.chunk, self.flow_cells = seed, min_size, max(1, chunk), flow_cells
         self.raft = build_raft(arch, weights, seed)
-        self.image_encoder = FlowImageEncoder(encoder, encoder_size) if target == "flow_image" else None
+        self.image_encoder = FlowImageEncoder(encoder, encoder_size, encoder_layers) if target == "flow_image" else None
         self.requires_grad_(False)
         self.eval()
         self._captured: dict[str, torch.Tensor] = {}
@@ -94,10 +97,13 @@ class FlowTeacher(nn.Module):
     @classmethod
     def from_config(cls, align_cfg) -> "FlowTeacher":
         """Build from the ``align:`` config section."""
+        from medsora.flow.layers import align_layers, per_layer_teacher
+
         t = align_cfg.teacher
         return cls(t.arch, t.weights, t.iters, align_cfg.target, seed=t.seed, min_size=t.min_size,
                    chunk=t.chunk, flow_cells=align_cfg.flow_cells, encoder=t.encoder,
-                   encoder_size=t.encoder_size)
+                   encoder_size=t.encoder_size,
+                   encoder_layers=align_layers(align_cfg) if per_layer_teacher(align_cfg) else ())
 
     def _keep(self, name: str, index: Optional[int] = None):
         def hook(module, args, output):
@@ -117,7 +123,8 @@ class FlowTeacher(nn.Module):
         """What determines the targets (recorded in encode-cache fingerprints)."""
         encoder = self.image_encoder
         return teacher_identity(self.target, self.arch, self.weights, self.seed, self.iters, self.min_size,
-                                self.flow_cells, encoder.path if encoder else None, encoder.size if encoder else 0)
+                                self.flow_cells, encoder.path if encoder else None, encoder.size if encoder else 0,
+                                encoder.layers if encoder else ())
 
     def train(self, mode: bool = True) -> "FlowTeacher":
         """Stays in eval mode whatever the caller asks: the teacher is frozen."""

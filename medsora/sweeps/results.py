@@ -20,7 +20,7 @@ TAGS: dict[str, tuple[str, ...]] = {
     "peak_mem_mb": ("perf/peak_mem_mb",),
 }
 CURVE_TAGS = ("train/denoise", "train/loss", "train/loss_step")
-COLUMNS = ("variant", "status", "params_m", "train_loss", "val_loss", "train_denoise", "val_denoise",
+COLUMNS = ("variant", "status", "params_m", "gflops", "train_loss", "val_loss", "train_denoise", "val_denoise",
            "step_time_s", "peak_mem_mb")
 # Training losses are single noisy steps: the final value is the mean of the last 10 % of the logged points.
 TAIL_FRACTION = 0.1

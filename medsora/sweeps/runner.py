@@ -27,15 +27,14 @@ from medsora.sweeps.spec import SweepSpec, Variant, vae_only, validate
 RESULT_FILE = "result.json"
 
 
-def count_backbone_params(cfg) -> int:
-    """Parameters of the variant's denoiser, counted on the meta device (no memory, no weights)."""
-    import torch
+def backbone_cost(cfg) -> dict[str, float]:
+    """``params_m`` and forward ``gflops`` per clip (batch 1, the run's latent grid) of a variant's denoiser."""
+    from medsora.backbone.cost import count_parameters, forward_flops
 
-    from medsora.backbone import MedSoraDiT
-
-    with torch.device("meta"):
-        model = MedSoraDiT.from_config(cfg.model, in_channels=cfg.vae.latent_channels)
-    return sum(p.numel() for p in model.parameters())
+    f, s = int(cfg.data.num_frames), int(cfg.data.size)
+    latent = (1 + (f - 1) // 4, s // 8, s // 8)
+    flops, _ = forward_flops(cfg.model, cfg.vae.latent_channels, latent)
+    return {"params_m": count_parameters(cfg.model, cfg.vae.latent_channels) / 1e6, "gflops": flops / 1e9}
 
 
 def fit_command(spec: SweepSpec, variant: Variant, run_dir: Path, extra: Sequence[str]) -> list[str]:
@@ -63,7 +62,7 @@ def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, params: int | None,
+def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, cost: dict[str, float] | None,
                 extra: Sequence[str] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
     """Train one variant in a subprocess; returns its result row (also written to result.json)."""
     run_dir = out_dir / variant.name
@@ -74,7 +73,7 @@ def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, params: int | 
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        row: dict[str, Any] = {"variant": variant.name, "params_m": None if params is None else params / 1e6}
+        row: dict[str, Any] = {"variant": variant.name, **(cost or {})}
         if proc.returncode != 0:
             row["status"] = f"failed (exit {proc.returncode}, see {run_dir / 'train.log'})"
             return row
@@ -92,7 +91,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
     """Validate all variants, run the unfinished ones, write results.csv/.md and loss_curves.png."""
     configs = validate(spec, list(extra))  # fails before anything runs
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {name: count_backbone_params(cfg) for name, cfg in configs.items()}
+    costs = {name: backbone_cost(cfg) if cfg.stage == "diffusion" else None for name, cfg in configs.items()}
 
     slots: Queue = Queue()
     if devices:
@@ -122,7 +121,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
         env, more = slots.get()
         try:
             pointers = prepared.get(tuple(vae_only(variant.overrides)), [])
-            row = run_variant(spec, variant, out_dir, params[variant.name], [*extra, *more, *pointers], env)
+            row = run_variant(spec, variant, out_dir, costs[variant.name], [*extra, *more, *pointers], env)
         finally:
             slots.put((env, more))
         with lock:

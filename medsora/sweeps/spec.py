@@ -9,6 +9,8 @@ A sweep file (``configs/sweep/NAME.yaml``)::
       full_attn: ["model.blocks=[full_attn]"]
     grid:                           # and/or a cartesian grid: key -> values
       model.bidirectional: [true, false]
+    match_params: medsora           # optional: re-size every other variant's backbone (width, then
+                                    # depth) to within ±5 % of this variant's parameter count
     prepare_vae: vae_demo           # optional: train this VAE experiment and write the encode
                                     # cache once per distinct vae.* setting, and point every
                                     # variant at them (vae.ckpt, data.cache)
@@ -32,7 +34,7 @@ import yaml
 
 from medsora.config import ConfigError, compose
 
-_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae"}
+_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae", "match_params"}
 _EVAL_ALLOWED = {"real", "metrics", "num", "steps", "sampler"}
 
 
@@ -52,6 +54,7 @@ class SweepSpec:
     evaluate: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     prepare_vae: str | None = None  # a stage: vae experiment trained once per distinct vae.* setting
+    match_params: str | None = None  # size every other variant's backbone to this variant's parameter count
 
 
 def _format_value(value: Any) -> str:
@@ -122,14 +125,32 @@ def load_sweep(path: str | Path) -> SweepSpec:
     prepare_vae = data.get("prepare_vae")
     if prepare_vae is not None and not isinstance(prepare_vae, str):
         raise ConfigError(f"{path}: 'prepare_vae' must name a stage: vae experiment")
-    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")), prepare_vae)
+    match = data.get("match_params")
+    if match is not None and match not in names:
+        raise ConfigError(f"{path}: match_params: '{match}' is not a variant (variants: {names})")
+    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")), prepare_vae, match)
 
 
 def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
     """Compose every variant's config; the first bad one fails naming the variant.
 
+    With ``spec.match_params`` the re-sizing overrides are appended to the variants concerned
+    (:func:`medsora.sweeps.matching.match_parameters`) and those variants are composed again.
+
     Returns ``{variant name: composed config}``.
     """
+    configs = _compose_all(spec, extra)
+    if spec.match_params:
+        from medsora.sweeps.matching import match_parameters
+
+        sizes = match_parameters(configs, spec.match_params)
+        for variant in spec.variants:
+            variant.overrides = [*variant.overrides, *sizes.get(variant.name, [])]
+        configs = _compose_all(spec, extra)
+    return configs
+
+
+def _compose_all(spec: SweepSpec, extra: list[str] | None) -> dict[str, Any]:
     configs = {}
     for variant in spec.variants:
         try:

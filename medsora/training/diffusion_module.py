@@ -16,20 +16,19 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from medsora.training.batch_random import BatchRandom, step_seed
-from medsora.training.callbacks import all_finite
-from medsora.training.checkpointing import load_checkpoint
 from medsora.config import ConfigError
-from medsora.diffusion import DiffusionObjective
-from medsora.pretrained.frozen import Frozen
-from medsora.training.sampling_mixin import SamplingMixin
 from medsora.config.schema import RunConfig
+from medsora.diffusion import DiffusionObjective
+from medsora.pretrained.checkpoint_file import load_checkpoint
+from medsora.pretrained.frozen import Frozen
+from medsora.training.batch_random import BatchRandom
+from medsora.training.module_base import MedSoraModule, run_config
+from medsora.training.sampling_mixin import SamplingMixin
 
 __all__ = ["DiffusionModule", "run_config", "LOSS_TERMS"]
 
@@ -37,16 +36,7 @@ LOSS_TERMS = ("denoise", "vlb", "align")
 """Terms summed into the training loss (others, e.g. ``align_sim``, are only logged)."""
 
 
-def run_config(cfg: DictConfig | dict) -> DictConfig:
-    """A validated read-only run config from a composed config or a plain dict (checkpoint hparams)."""
-    if isinstance(cfg, DictConfig):
-        return cfg
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(cfg))
-    OmegaConf.set_readonly(merged, True)
-    return merged
-
-
-class DiffusionModule(SamplingMixin, L.LightningModule):
+class DiffusionModule(SamplingMixin, MedSoraModule):
     """Latent video diffusion with the MedSora backbone and optical-flow alignment.
 
     Args:
@@ -58,13 +48,11 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
     """
 
     def __init__(self, cfg: DictConfig | dict, modalities: Optional[Sequence[str]] = None, for_training: bool = True):
-        super().__init__()
-        cfg = run_config(cfg)
-        self.cfg = cfg
-        self.modalities = sorted(set(modalities or []))
-        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True), "modalities": self.modalities})
+        modalities = sorted(set(modalities or []))
+        super().__init__(cfg, modalities=modalities)
+        cfg = self.cfg
+        self.modalities = modalities
         self.in_channels = int(cfg.vae.latent_channels)
-        self.last_skip: Optional[str] = None
         self._check_config()
 
         self._vae, vae_factor = self._load_vae(cfg)
@@ -74,9 +62,9 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         from medsora.training.model_factory import build_backbone
 
         if cfg.align.enabled:
-            from medsora.flow import AlignLoss
+            from medsora.flow.layers import build_align_loss
 
-            self.align_loss = AlignLoss.from_config(cfg.align)
+            self.align_loss = build_align_loss(cfg.align)
         else:
             self.align_loss = None
         self.cond_encoder = build_condition_encoder(cfg.cond, cfg.model.hidden, self.modalities)
@@ -193,10 +181,6 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
             t, h, w = 1 + (f - 1) // 4, hp // 8, wp // 8
         return int(b * t * (h // p) * (w // p))
 
-    def _rng(self, *key) -> BatchRandom:
-        world = self.trainer.world_size if self._trainer is not None else 1
-        return BatchRandom(step_seed(self.cfg.seed, *key), self.global_rank, world, self.device)
-
     def _encode(self, video: Tensor, rng: BatchRandom, lead: tuple[int, ...]) -> Tensor:
         """Scaled latent samples of ``video`` (N×3×F×H×W); the noise is drawn with leading axes
         ``lead`` (clips first, so every rank draws the rows one process would)."""
@@ -292,20 +276,17 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int):
-        rng = self._rng("train", self.current_epoch, batch_idx)
-        terms = self.loss_terms(batch, rng, train=True)
+        terms = self.loss_terms(batch, self.step_random("train", self.current_epoch, batch_idx), train=True)
         loss = terms["loss"]
-        if not all_finite(loss, self.trainer.strategy):
-            self.last_skip = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        if not self.finite_or_skip(terms):
             return None
-        self.last_skip = None
         b = self.samples_in(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=b)
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, batch_size=b)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        rng = self._rng("val", batch_idx)
+        rng = self.step_random("val", batch_idx)
         terms = self.loss_terms(batch, rng, train=False)
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True, batch_size=self.samples_in(batch),
                       prog_bar=False)
@@ -322,12 +303,8 @@ class DiffusionModule(SamplingMixin, L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             raise ValueError("no trainable parameters: train.frozen_blocks freezes every block")
-        train = self.cfg.train
-        optimizer = torch.optim.AdamW(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
-        warmup = int(train.warmup_steps)
         # linear warmup over optimizer steps, then constant (MedSora/DiT use a constant rate)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return self.adamw(params, lr=self.cfg.train.lr)
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: Any = "cpu", overrides: Optional[dict] = None) -> "DiffusionModule":

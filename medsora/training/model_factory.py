@@ -14,12 +14,16 @@ def build_backbone(cfg):
     """
     from medsora.backbone import MedSoraDiT
 
-    align_dim = None
+    align_dim, layers = None, None
     if cfg.align.enabled:
         from medsora.flow import target_dim
+        from medsora.flow.layers import align_layers
 
-        align_dim = target_dim(cfg.align)
+        layers = align_layers(cfg.align)
+        if cfg.align.projector == "mlp":
+            align_dim = target_dim(cfg.align)
     return MedSoraDiT.from_config(
         cfg.model, in_channels=int(cfg.vae.latent_channels), align_dim=align_dim, align_depth=cfg.align.depth,
-        align_tap=cfg.align.tap, align_hidden=cfg.align.projector_dim,
+        align_tap=cfg.align.tap, align_hidden=cfg.align.projector_dim, align_layers=layers,
+        align_projector=cfg.align.projector if cfg.align.enabled else "mlp",
     )

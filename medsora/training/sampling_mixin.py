@@ -35,7 +35,7 @@ class SamplingMixin:
                  guidance_scale: Optional[float] = None, modalities: Optional[Sequence[str]] = None,
                  prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
                  batch_size: int = 8, progress: bool = False, return_labels: bool = False, decode: bool = True,
-                 start: int = 0):
+                 start: int = 0, generators: Optional[Sequence[torch.Generator]] = None):
         """Sample ``num`` videos; sample i is a function of ``seed + start + i`` alone.
 
         Args:
@@ -43,6 +43,8 @@ class SamplingMixin:
                 modality-conditioned model without them cycles through its modalities.
             batch_size: samples per sampler batch (does not change the result).
             decode: return decoded videos (else the scaled latents).
+            generators: one CPU generator per sample, in place of ``seed`` (the exported pipeline's
+                ``generator=``); they are consumed.
         Returns:
             ``B×3×F×H×W`` videos in [-1, 1] on the CPU (or latents ``B×C×T×h×w``), and with
             ``return_labels`` the per-sample label list (modality or prompt) for display.
@@ -71,7 +73,8 @@ class SamplingMixin:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 z = sample_latents(
                     self.backbone, (n, self.in_channels, *self.latent_grid()), self.cfg.diffusion,
-                    generators=sample_generators(seed, n, start + chunk), learn_sigma=self.cfg.model.learn_sigma,
+                    generators=(list(generators[chunk:chunk + n]) if generators is not None
+                                else sample_generators(seed, n, start + chunk)), learn_sigma=self.cfg.model.learn_sigma,
                     sampler=sampler, steps=steps, guidance_scale=guidance_scale, device=self.device,
                     progress=progress, **kwargs,
                 )

@@ -14,18 +14,15 @@ rebuild the VAE, under ``checkpoint["medsora_vae"]``.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from medsora.training.batch_random import BatchRandom, step_seed
-from medsora.training.callbacks import all_finite
-from medsora.training.diffusion_module import run_config
+from medsora.training.module_base import MedSoraModule
+from medsora.vae.checkpoint import CHECKPOINT_KEY
 from medsora.vae.losses import VAELoss
 from medsora.vae.model import FreqCompVAE
 from medsora.vae.spectrum import high_frequency_error
@@ -33,14 +30,8 @@ from medsora.vae.video_log import log_reconstructions
 
 __all__ = ["VAEModule", "CHECKPOINT_KEY"]
 
-CHECKPOINT_KEY = "medsora_vae"
 
-
-def _warmup(step: int, steps: int) -> float:
-    return min(1.0, (step + 1) / steps)
-
-
-class VAEModule(L.LightningModule):
+class VAEModule(MedSoraModule):
     """LightningModule of the VAE stage.
 
     Args:
@@ -51,12 +42,11 @@ class VAEModule(L.LightningModule):
     Batches: ``{"video": B×3×F×H×W in [-1, 1], ...}`` with ``F = 1 + 4k``.
     """
 
+    RNG_STREAM = ("vae",)
+
     def __init__(self, cfg: DictConfig | dict):
-        super().__init__()
-        cfg = run_config(cfg)
-        self.cfg = cfg
-        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
-        v = cfg.vae
+        super().__init__(cfg)
+        v = self.cfg.vae
         if not v.train_base and (not v.pretrained or not v.freq_comp):
             raise ValueError(
                 "vae.train_base=false freezes the base VAE and trains only the compensation branches, which "
@@ -72,7 +62,6 @@ class VAEModule(L.LightningModule):
         self.loss = VAELoss.from_config(v)
         # EMA of E[z], EMA of E[z²], number of updates (see the module docstring)
         self.register_buffer("latent_moments", torch.zeros(3))
-        self.last_skip: Optional[str] = None
         self._val_clips: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     # ------------------------------------------------------------------ latent scale
@@ -98,23 +87,17 @@ class VAEModule(L.LightningModule):
         self.latent_moments[2] += 1
 
     # ------------------------------------------------------------------ steps
-    def _rng(self, *key) -> BatchRandom:
-        world = self.trainer.world_size if self._trainer is not None else 1
-        return BatchRandom(step_seed(self.cfg.seed, "vae", *key), self.global_rank, world, self.device)
-
     def training_step(self, batch: dict, batch_idx: int):
         video = batch["video"]
         posterior = self.vae.encode(video)
         # posterior noise from the step key: resumed and multi-process runs draw what one run draws
-        z = posterior.mean + posterior.std * self._rng("train", self.current_epoch, batch_idx).randn(
+        z = posterior.mean + posterior.std * self.step_random("train", self.current_epoch, batch_idx).randn(
             posterior.mean.shape, dtype=posterior.mean.dtype
         )
         recon = self.vae.decode(z)
         terms = self.loss(recon, video, posterior)
-        if not all_finite(terms["loss"], self.trainer.strategy):
-            self.last_skip = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        if not self.finite_or_skip(terms):
             return None
-        self.last_skip = None
         self._update_moments(z)
         b = video.shape[0]
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=b)
@@ -145,13 +128,7 @@ class VAEModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        params = [p for p in self.vae.parameters() if p.requires_grad]
-        train = self.cfg.train
-        opt = torch.optim.AdamW(params, lr=self.cfg.vae.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
-        if train.warmup_steps <= 0:
-            return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(_warmup, steps=int(train.warmup_steps)))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.adamw([p for p in self.vae.parameters() if p.requires_grad], lr=self.cfg.vae.lr)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

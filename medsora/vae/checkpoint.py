@@ -1,15 +1,23 @@
-"""Load a trained VAE from a ``VAEModule`` checkpoint for the diffusion stage and the encode cache."""
+"""Load a trained VAE from a ``VAEModule`` checkpoint for the diffusion stage and the encode cache.
+
+No Lightning here: inference reads the checkpoint file with :func:`medsora.pretrained.checkpoint_file.load_checkpoint`;
+the VAE stage (:mod:`medsora.training.vae_module`) writes the entry named :data:`CHECKPOINT_KEY`.
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from diffusers import AutoencoderKLCogVideoX
 
-from medsora.training.checkpointing import load_checkpoint
-from medsora.training.vae_module import CHECKPOINT_KEY
+from medsora.pretrained.checkpoint_file import load_checkpoint
 from medsora.vae.model import FreqCompVAE
+from medsora.vae.schema import VAEConfig
 
-__all__ = ["load_vae"]
+__all__ = ["CHECKPOINT_KEY", "load_vae", "vae_from_meta"]
+
+CHECKPOINT_KEY = "medsora_vae"
+"""The checkpoint entry holding ``{"vae": the vae: section, "base_config": ..., "scaling_factor": ...}``."""
 
 
 def load_vae(ckpt_path: str | os.PathLike) -> tuple[FreqCompVAE, float]:
@@ -44,19 +52,20 @@ def load_vae(ckpt_path: str | os.PathLike) -> tuple[FreqCompVAE, float]:
             f"{ckpt_path} has no latent scaling factor (saved before any training step): train longer, or set "
             "vae.scaling_factor=VALUE when training the VAE"
         )
-    v = meta["vae"]
-    vae = FreqCompVAE(
-        AutoencoderKLCogVideoX.from_config(meta["base_config"]),
-        freq_comp=v["freq_comp"],
-        freq_kind=v["freq_kind"],
-        freq_hidden=v["freq_hidden"],
-        freq_dropout=v["freq_dropout"],
-        norm=v["norm"],
-        chunk_frames=v["chunk_frames"],
-        tile_size=v["tile_size"],
-        tile_overlap=v["tile_overlap"],
-    )
+    vae = vae_from_meta(meta)
     prefix = "vae."
     state = {k[len(prefix):]: t for k, t in ckpt["state_dict"].items() if k.startswith(prefix)}
     vae.load_state_dict(state, strict=True)
     return vae.eval().requires_grad_(False), float(meta["scaling_factor"])
+
+
+def vae_from_meta(meta: dict) -> FreqCompVAE:
+    """An untrained :class:`FreqCompVAE` of the architecture a checkpoint's ``medsora_vae`` entry records.
+
+    ``meta`` holds ``base_config`` (the diffusers ``AutoencoderKLCogVideoX`` config) and ``vae`` (the
+    ``vae:`` config section); used by :func:`load_vae` and by the exported ``vae/`` folder
+    (:class:`medsora.export.components.MedSoraVAE`), so both build the same model.
+    """
+    known = {f.name for f in dataclasses.fields(VAEConfig)}  # keys an older version had and this one dropped are ignored
+    settings = VAEConfig(**{k: v for k, v in meta["vae"].items() if k in known})
+    return FreqCompVAE(AutoencoderKLCogVideoX.from_config(meta["base_config"]), settings)

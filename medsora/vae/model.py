@@ -29,13 +29,24 @@ from diffusers import AutoencoderKLCogVideoX
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
+from medsora.config.fields import section
 from medsora.vae.causal import make_causal
 from medsora.vae.frequency import CausalBranch3D, FrequencyBranch2D, MidBlockHook, UpBlockHook
+from medsora.vae.schema import VAEConfig
 
 SPATIAL_RATIO = 8
 TEMPORAL_RATIO = 4
 _FULL_PASS = 1 << 30  # frame-batch size that makes diffusers' loops a single call
 ARCH_KEYS = ("latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups")
+
+
+def resolved_norm(settings) -> str:
+    """``vae.norm`` with ``auto`` resolved: a pretrained base keeps its clip-wide GroupNorm statistics
+    (changing them inside a frozen pretrained network would feed it statistics it never saw); a VAE
+    trained from scratch takes per-frame statistics (strictly causal, chunked == full)."""
+    if settings.norm != "auto":
+        return settings.norm
+    return "clip" if settings.pretrained else "frame"
 
 
 class FreqCompVAE(nn.Module):
@@ -45,29 +56,26 @@ class FreqCompVAE(nn.Module):
     ``B×C×T×h×w`` (``T = 1 + (F-1)/4``, ``h = H/8``, ``w = W/8``; ``.mean``, ``.std``,
     ``.sample(generator)``, ``.mode()``); ``decode(z: B×C×T×h×w) -> B×3×F×H×W``.
 
+    Built from the whole ``vae:`` section (:class:`medsora.vae.schema.VAEConfig`), read here:
+    a new option of the VAE is a schema field plus the code that uses it.
+
     Args:
-        base: the diffusers VAE (random or pretrained); modified in place to be causal.
-        freq_comp: attach the compensation branches (False = the plain base model).
-        freq_kind: ``"haar"`` or ``"fft"`` high-frequency extraction of the 2-D branches.
-        freq_hidden: hidden channels of the 2-D branches' conv stack.
-        freq_dropout: dropout of the 3-D branches.
-        norm: ``"frame"`` (causal, chunk-exact) or ``"clip"`` (diffusers' GroupNorm).
-        chunk_frames, tile_size, tile_overlap: see :meth:`set_chunking`.
+        base: the diffusers VAE (random or pretrained, see :func:`build_base`); modified in
+            place to be causal.
+        config: the ``vae:`` settings (a ``VAEConfig``, the ``vae`` section of a composed run
+            config, or ``None`` for the defaults). Read here: ``freq_comp`` (attach the
+            compensation branches; False = the plain base model), ``freq_kind`` (``"haar"`` or
+            ``"fft"`` high-frequency extraction of the 2-D branches), ``freq_hidden`` (their
+            hidden channels), ``freq_dropout`` (dropout of the 3-D branches), ``norm``
+            (``"frame"``: causal, chunk-exact; ``"clip"``: diffusers' GroupNorm; ``"auto"``: clip
+            for a pretrained base, else frame — :func:`resolved_norm`) and
+            ``chunk_frames``, ``tile_size``, ``tile_overlap`` (see :meth:`set_chunking`).
+        **overrides: ``VAEConfig`` fields replacing those of ``config`` (``FreqCompVAE(base, freq_comp=False)``).
     """
 
-    def __init__(
-        self,
-        base: AutoencoderKLCogVideoX,
-        freq_comp: bool = True,
-        freq_kind: str = "haar",
-        freq_hidden: int = 64,
-        freq_dropout: float = 0.2,
-        norm: str = "frame",
-        chunk_frames: int = 0,
-        tile_size: int = 0,
-        tile_overlap: float = 0.25,
-    ):
+    def __init__(self, base: AutoencoderKLCogVideoX, config: VAEConfig | None = None, **overrides):
         super().__init__()
+        settings = section(VAEConfig, config, overrides)
         cfg = base.config
         if len(cfg.block_out_channels) != 4 or cfg.temporal_compression_ratio != TEMPORAL_RATIO:
             raise ValueError(
@@ -75,37 +83,29 @@ class FreqCompVAE(nn.Module):
                 f"block_out_channels={list(cfg.block_out_channels)}, "
                 f"temporal_compression_ratio={cfg.temporal_compression_ratio}: set vae.block_out_channels to 4 values"
             )
-        make_causal(base, norm)
+        self.norm = resolved_norm(settings)
+        make_causal(base, self.norm)
+        self.config = settings
         self.base = base
-        self.freq_comp = freq_comp
-        self.norm = norm
-        if freq_comp:
+        self.freq_comp = settings.freq_comp
+        if settings.freq_comp:
             mid = cfg.block_out_channels[-1]
-            self.encoder_branch = FrequencyBranch2D(mid, freq_hidden, freq_kind)
-            self.decoder_branch = FrequencyBranch2D(mid, freq_hidden, freq_kind)
+            self.encoder_branch = FrequencyBranch2D(mid, settings.freq_hidden, settings.freq_kind)
+            self.decoder_branch = FrequencyBranch2D(mid, settings.freq_hidden, settings.freq_kind)
             self.up_branches = nn.ModuleList(
-                CausalBranch3D(ch, cfg.norm_num_groups, freq_dropout) for ch in reversed(cfg.block_out_channels)
+                CausalBranch3D(ch, cfg.norm_num_groups, settings.freq_dropout) for ch in reversed(cfg.block_out_channels)
             )
             base.encoder.mid_block.register_forward_hook(MidBlockHook(self.encoder_branch))
             base.decoder.mid_block.register_forward_hook(MidBlockHook(self.decoder_branch))
             for block, branch in zip(base.decoder.up_blocks, self.up_branches):
                 block.register_forward_hook(UpBlockHook(branch), with_kwargs=True)
-        self.set_chunking(chunk_frames, tile_size, tile_overlap)
+        self.set_chunking(settings.chunk_frames, settings.tile_size, settings.tile_overlap)
 
     @classmethod
     def from_config(cls, cfg) -> "FreqCompVAE":
-        """Build from a ``vae:`` config section (:class:`medsora.vae.schema.VAEConfig`)."""
-        return cls(
-            build_base(cfg),
-            freq_comp=cfg.freq_comp,
-            freq_kind=cfg.freq_kind,
-            freq_hidden=cfg.freq_hidden,
-            freq_dropout=cfg.freq_dropout,
-            norm=cfg.norm,
-            chunk_frames=cfg.chunk_frames,
-            tile_size=cfg.tile_size,
-            tile_overlap=cfg.tile_overlap,
-        )
+        """Build from a ``vae:`` config section (:class:`medsora.vae.schema.VAEConfig`): the base
+        of :func:`build_base` (random, or ``vae.pretrained``) with this section's settings."""
+        return cls(build_base(cfg), cfg)
 
     @property
     def latent_channels(self) -> int:

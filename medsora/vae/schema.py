@@ -17,9 +17,11 @@ class VAEConfig:
     block_out_channels: List[int] = field(default_factory=lambda: [128, 256, 256, 512])
     layers_per_block: int = 3
     norm_num_groups: int = 32
-    # "frame": GroupNorm statistics per frame (strictly causal, chunking exact);
-    # "clip": diffusers' statistics over the whole clip (what CogVideoX was trained with).
-    norm: str = choice("frame", "frame", "clip")
+    # "frame": GroupNorm statistics per frame (strictly causal, chunking exact; for training from scratch);
+    # "clip": diffusers' statistics over the whole clip (what CogVideoX was trained with);
+    # "auto": "clip" when `pretrained` is set (a pretrained base keeps the statistics it was trained
+    # with), else "frame".
+    norm: str = choice("auto", "auto", "frame", "clip")
     freq_comp: bool = True
     freq_kind: str = choice("haar", "haar", "fft")
     freq_hidden: int = 64

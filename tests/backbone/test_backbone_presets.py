@@ -73,3 +73,19 @@ def test_preset_overrides_change_what_is_built():
     assert len(model.layers) == 3 and model.block_types() == ("full_attn",)
     with pytest.raises(ValueError, match="unknown model preset"):
         build_preset("medsora_xxl")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_no_preset_is_global_attention_at_its_intended_resolution(name):
+    from medsora.backbone.presets import INTENDED_SIZE, local_attention_keys, preset_config
+
+    keys, tokens = local_attention_keys(preset_config(name), INTENDED_SIZE[name])
+    assert keys < tokens, f"{name}: local_attn sees {keys} of {tokens} tokens per frame: global, not local"
+
+
+def test_reference_raster_windows_are_local_at_128px():
+    from medsora.backbone.presets import local_attention_keys, preset_config
+
+    cfg = preset_config("medsora_b", ["local_attn=raster1d", "window=8", "window_reach=1"])
+    assert local_attention_keys(cfg, 128) == (24, 64)
+    assert local_attention_keys(preset_config("medsora_b", ["window=8"]), 128) == (64, 64)  # the old tile: global

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from medsora.cond import save_tiny_t5
-from medsora.data.cache import run_fingerprint, shard_path, write_manifest, write_shard
+from medsora.data.cache import shard_path, write_manifest, write_shard
+from medsora.encoding.fingerprint import run_fingerprint
 
 MODALITIES = ("endoscopy", "mri")
 LATENT = (4, 2, 4, 4)  # C×T×h×w of a 5-frame 32×32 clip

@@ -9,9 +9,10 @@ import torch
 from medsora.config import compose
 from medsora.flow import FlowTeacher
 from medsora.data.cache import (
-    CacheDataset, IncompleteCacheError, StaleCacheError, fingerprint_differences, run_fingerprint, shard_items,
+    CacheDataset, IncompleteCacheError, StaleCacheError, fingerprint_differences, shard_items,
     shard_path, shard_plan, write_manifest, write_shard,
 )
+from medsora.encoding.fingerprint import run_fingerprint
 
 
 def _write_cache(root, num_items=5, shard_size=2, dtype=torch.float32, fingerprint=None):

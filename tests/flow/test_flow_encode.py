@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import Subset
 
 from medsora.config import ConfigError, compose
-from medsora.data.cache import CacheDataset, IncompleteCacheError, run_fingerprint, shard_path
+from medsora.data.cache import CacheDataset, IncompleteCacheError, shard_path
+from medsora.encoding.fingerprint import run_fingerprint
 from medsora.encode import clip_datasets, encode_cache
 from medsora.flow import FlowTeacher, token_grid
 from medsora.vae.model import FreqCompVAE

@@ -120,13 +120,13 @@ def test_final_training_loss_is_a_tail_mean_and_curves_prefer_denoise(tmp_path):
 
 
 def test_tables_and_plot(tmp_path):
-    rows = [{"variant": "a", "status": "done", "params_m": 1.5, "train_loss": 0.1, "fvd": 300.0},
+    rows = [{"variant": "a", "status": "done", "params_m": 1.5, "gflops": 2.5, "train_loss": 0.1, "fvd": 300.0},
             {"variant": "b", "status": "failed", "params_m": 2.0}]
     csv_path, md_path = results.write_tables(rows, tmp_path)
     md = md_path.read_text().splitlines()
-    assert md[0].startswith("| variant | status | params_m") and md[0].rstrip().endswith("fvd |")
-    assert "| a | done | 1.5 | 0.1 |" in md[2] and md[3].count("–") >= 4
-    assert csv_path.read_text().splitlines()[1].startswith("a,done,1.5,0.1")
+    assert md[0].startswith("| variant | status | params_m | gflops") and md[0].rstrip().endswith("fvd |")
+    assert "| a | done | 1.5 | 2.5 | 0.1 |" in md[2] and md[3].count("–") >= 4
+    assert csv_path.read_text().splitlines()[1].startswith("a,done,1.5,2.5,0.1")
     png = results.plot_curves({"a": [(0, 1.0), (1, 0.5)], "b": []}, tmp_path / "c.png", "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -145,26 +145,33 @@ def test_finished_variants_are_skipped_on_rerun(tmp_path, monkeypatch):
         return {"variant": variant.name, "status": "done", "train_loss": 0.25}
 
     monkeypatch.setattr(runner, "run_variant", fake_variant)
-    monkeypatch.setattr(runner, "count_backbone_params", lambda cfg: 1000)
+    monkeypatch.setattr(runner, "backbone_cost", lambda cfg: {"params_m": 0.001, "gflops": 0.0})
     rows = runner.run_sweep(spec, out)
     assert launched == ["b"]
     assert rows[0]["status"].startswith("done (skipped") and rows[0]["train_loss"] == 0.5
     assert (out / "results.md").is_file() and (out / "loss_curves.png").is_file()
 
 
-@pytest.mark.parametrize("name", ["demo", "backbone_blocks", "scan_orders", "components"])
+@pytest.mark.parametrize("name", ["demo", "backbone_blocks", "scan_orders", "components", "paper_ablations",
+                                  "paper_ablations_demo"])
 def test_shipped_sweeps_validate(name, monkeypatch):
     """Every shipped sweep's variants compose against the real configs (real-data ones given a folder)."""
     monkeypatch.delenv("MEDSORA_CONFIG_DIR")
     from medsora.config import config_dir
 
     spec = load_sweep(config_dir() / "sweep" / f"{name}.yaml")
-    extra = [] if name == "demo" else ["data.root=/data/videos", "vae.pretrained=/models/vae"]
+    extra = [] if name.endswith("demo") else ["data.root=/data/videos", "vae.pretrained=/models/vae",
+                                              "align.teacher.encoder=/models/dino"]
     configs = validate(spec, extra)
     assert len(configs) == len(spec.variants) >= 4
     assert spec.prepare_vae in ("vae_demo", "vae_medsora")
     if name == "backbone_blocks":
         assert list(configs["full_attn"].model.blocks) == ["full_attn"]
+    if name.startswith("paper_ablations"):  # parameter-matched to medsora within ±5 %
+        from medsora.backbone.cost import count_parameters
+
+        sizes = {n: count_parameters(c.model, c.vae.latent_channels) for n, c in configs.items()}
+        assert all(abs(v - sizes["medsora"]) <= 0.05 * sizes["medsora"] for v in sizes.values()), sizes
     if name == "components":
         assert {(c.align.enabled, c.vae.freq_comp) for c in configs.values()} == {
             (True, True), (True, False), (False, True), (False, False)}
@@ -193,7 +200,7 @@ grid:
 
     monkeypatch.setattr(runner, "prepare", fake_prepare)
     monkeypatch.setattr(runner, "run_variant", fake_variant)
-    monkeypatch.setattr(runner, "count_backbone_params", lambda cfg: 1)
+    monkeypatch.setattr(runner, "backbone_cost", lambda cfg: {"params_m": 1e-6, "gflops": 0.0})
     runner.run_sweep(spec, tmp_path / "out")
     assert prepared == [("vae", ("vae.freq_comp=true",)), ("vae", ("vae.freq_comp=false",))]
     assert launched["enabled-false_freq_comp-true"] == ["vae.ckpt=/ckpt/1", "data.cache=/cache/1"]
@@ -204,3 +211,30 @@ def test_prepare_vae_must_be_a_vae_stage(tmp_path):
     spec = load_sweep(_write(tmp_path, "base: base\nprepare_vae: base\nvariants: {a: []}\n"))
     with pytest.raises(ConfigError, match="has stage 'diffusion', not 'vae'"):
         validate(spec)
+
+
+def test_match_params_sizes_baselines_within_five_percent(tmp_path, monkeypatch):
+    from medsora.backbone.cost import count_parameters
+
+    monkeypatch.delenv("MEDSORA_CONFIG_DIR")
+    spec = load_sweep(_write(tmp_path, """
+base: diffusion_demo
+match_params: medsora
+variants:
+  medsora: []
+  full_attn: ["model.blocks=[full_attn]", align.tap=full_attn]
+  divided_attn: ["model.blocks=[spatial_attn,temporal_attn]", align.tap=spatial_attn]
+  deep_attn: ["model.blocks=[full_attn]", align.tap=full_attn, model.depth=1, model.heads=4]
+"""))
+    configs = validate(spec)
+    target = count_parameters(configs["medsora"].model, configs["medsora"].vae.latent_channels)
+    for name, cfg in configs.items():
+        own = count_parameters(cfg.model, cfg.vae.latent_channels)
+        assert abs(own - target) <= 0.05 * target, (name, own, target)
+    assert any(o.startswith("model.hidden=") for o in spec.variants[1].overrides)
+    assert spec.variants[0].overrides == []  # the reference is never touched
+
+
+def test_match_params_must_name_a_variant(tmp_path):
+    with pytest.raises(ConfigError, match="match_params: 'nope' is not a variant"):
+        load_sweep(_write(tmp_path, "base: diffusion_demo\nmatch_params: nope\nvariants:\n  a: []\n"))

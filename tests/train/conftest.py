@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from medsora.config import compose
-from medsora.data.cache import run_fingerprint, shard_path, shard_plan, write_manifest, write_shard
+from medsora.data.cache import shard_path, shard_plan, write_manifest, write_shard
+from medsora.encoding.fingerprint import run_fingerprint
 
 LATENT = (4, 2, 4, 4)  # C×T×h×w of a 5-frame 32×32 clip
 MODALITIES = ("endoscopy", "mri")

@@ -83,3 +83,28 @@ def test_pretrained_errors_name_the_key_and_the_fix(pretrained_dir, tiny_cfg, tm
         FreqCompVAE.from_config(tiny_cfg(pretrained=str(pretrained_dir), latent_channels=16))
     with pytest.raises(FileNotFoundError, match=r"vae.pretrained = .*huggingface-cli download"):
         FreqCompVAE.from_config(tiny_cfg(pretrained=str(tmp_path / "nowhere")))
+
+
+@pytest.mark.slow
+def test_full_size_cogvideox_is_reproduced_through_vae_pretrained(tmp_path):
+    """configs/vae/medsora.yaml + vae.pretrained on a full-size (default-config) CogVideoX VAE with random
+    weights: with the default ``norm: auto`` and zero-initialised branches, diffusers' own ``encode`` and
+    ``decode`` come out exactly."""
+    from medsora.config import compose
+
+    torch.manual_seed(0)
+    ref = AutoencoderKLCogVideoX().eval()  # diffusers' defaults: 16 latent channels, blocks 128-256-256-512
+    ref.save_pretrained(tmp_path / "vae")
+    cfg = compose("vae_medsora", [f"vae.pretrained={tmp_path / 'vae'}", "data.root=/videos", "vae.chunk_frames=0"]).vae
+    assert cfg.norm == "auto" and cfg.freq_comp
+    vae = FreqCompVAE.from_config(cfg).eval()
+    assert vae.norm == "clip"
+    x = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    with torch.no_grad():
+        want_post = ref.encode(x).latent_dist
+        z = want_post.mode()
+        want = ref.decode(z).sample
+        post = vae.encode(x)
+        got = vae.decode(z)
+    assert torch.equal(post.mean, want_post.mean) and torch.equal(post.std, want_post.std)
+    assert torch.equal(got, want)
