@@ -17,9 +17,8 @@ from typing import Optional
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medsora.data.sources.formats import VIDEO_SUFFIXES, is_dicom_file, is_nifti_file
+from medsora.data.sources.formats import VIDEO_SUFFIXES, is_dicom_file, is_nifti_file, is_tiff_stack
 from medsora.data.sources.frames import is_frame_image
-from medsora.data.sources.tiff import is_tiff_stack
 
 __all__ = [
     "VideoEntry",

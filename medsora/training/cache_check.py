@@ -10,7 +10,8 @@ log = logging.getLogger("medsora.data")
 
 def check_cache(cfg) -> None:
     """Refuse an encode cache made from other data, another VAE or another flow target."""
-    from medsora.data.cache import StaleCacheError, fingerprint_differences, read_manifest, run_fingerprint
+    from medsora.data.cache import StaleCacheError, fingerprint_differences, read_manifest
+    from medsora.encoding.fingerprint import run_fingerprint
 
     expected = run_fingerprint(cfg)
     if not cfg.align.enabled:

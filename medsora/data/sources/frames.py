@@ -9,9 +9,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medsora.data.sources.downscale import check_pixels, downscale, target_size
-from medsora.data.sources.formats import UnreadableVideo, is_image_file
+from medsora.data.sources.formats import UnreadableVideo, is_image_file, is_tiff_stack
 from medsora.data.sources.intensity import robust_uint8, to_rgb
-from medsora.data.sources.tiff import is_tiff_stack
 
 __all__ = ["natural_key", "list_frame_files", "read_frames", "probe_frames"]
 

@@ -13,27 +13,12 @@ import numpy as np
 import tifffile
 
 from medsora.data.sources.downscale import check_pixels, downscale
-from medsora.data.sources.formats import UnreadableVideo
+from medsora.data.sources.formats import TIFF_SUFFIXES, UnreadableVideo, is_tiff_stack, tiff_pages
 from medsora.data.sources.intensity import robust_uint8, to_rgb
 
 __all__ = ["TIFF_SUFFIXES", "tiff_pages", "is_tiff_stack", "probe_tiff_stack", "read_tiff_stack"]
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 _TIFF_ERRORS = (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError, EOFError, RuntimeError)
-
-
-def tiff_pages(path: Path) -> int:
-    """Pages (IFDs) of a TIFF file from its headers; 0 when it does not parse."""
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return len(tif.pages)
-    except _TIFF_ERRORS:
-        return 0
-
-
-def is_tiff_stack(path: Path) -> bool:
-    """A ``.tif``/``.tiff`` file holding more than one page."""
-    return path.suffix.lower() in TIFF_SUFFIXES and path.is_file() and tiff_pages(path) > 1
 
 
 def _page_frame(page) -> np.ndarray:
