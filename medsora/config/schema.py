@@ -36,6 +36,7 @@ class TrainerConfig:
     sample_every_n_steps: int = 0  # 0 = only at the end
     checkpoint_every_n_steps: int = 500
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+    max_skipped_fraction: float = 0.1  # share of skipped (non-finite) steps, once 20 are seen, that stops the run
     enable_progress_bar: bool = True
     deterministic: bool = False
 

@@ -63,7 +63,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
     callbacks = [
         ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="step={step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=max(1, int(t.checkpoint_every_n_steps)), save_top_k=-1, save_last=True),
-        NonFiniteLossGuard(t.max_bad_steps),
+        NonFiniteLossGuard(t.max_bad_steps, float(t.max_skipped_fraction)),
         Throughput(batch_size_of, tokens_fn),
     ]
     if logger is not None:
