@@ -198,7 +198,8 @@ def scan_layout(root: Path) -> tuple[list[VideoEntry], list[str]]:
         folder = Path(dirpath)
         seen.add(os.path.realpath(folder))
         kept_dirs = []
-        for name in sorted(d for d in dirnames if not d.startswith(".")):
+        # real folders before links, so that a folder reached both ways keeps its own name
+        for name in sorted((d for d in dirnames if not d.startswith(".")), key=lambda d: ((folder / d).is_symlink(), d)):
             real = os.path.realpath(folder / name)
             if real in seen:
                 notes.append(f"{rel(folder / name)}: a link to {real}, a folder already scanned (a loop or a "
@@ -206,9 +207,9 @@ def scan_layout(root: Path) -> tuple[list[VideoEntry], list[str]]:
                 continue
             seen.add(real)
             kept_dirs.append(name)
-        dirnames[:] = kept_dirs
+        dirnames[:] = sorted(kept_dirs)
         files = []
-        for name in sorted(filenames):
+        for name in sorted(filenames, key=lambda f: ((folder / f).is_symlink(), f)):
             if name.startswith(".") or name in MANIFEST_NAMES:
                 continue
             real = os.path.realpath(folder / name)
@@ -217,6 +218,7 @@ def scan_layout(root: Path) -> tuple[list[VideoEntry], list[str]]:
                 continue
             seen.add(real)
             files.append(folder / name)
+        files.sort()
         stacks = {f for f in files if is_tiff_stack(f)}
         frames = folder != root and any(is_frame_image(f) for f in files if f not in stacks)
         if frames:
