@@ -25,7 +25,7 @@ def mamba_factory(cfg) -> LayerFactory:
         return functools.partial(Mamba2Layer, cfg.hidden, d_state=cfg.d_state, headdim=cfg.headdim,
                                  expand=cfg.expand, scan_impl=cfg.scan_impl)
     if cfg.mamba == "mamba1":
-        return functools.partial(Mamba1Layer, cfg.hidden, d_state=cfg.d_state, expand=cfg.expand,
+        return functools.partial(Mamba1Layer, cfg.hidden, d_state=cfg.d_state, expand=cfg.expand, rmsnorm=True,
                                  scan_impl=cfg.scan_impl)
     raise ValueError(f"model.mamba={cfg.mamba!r} must be 'mamba2' or 'mamba1'")
 

@@ -105,6 +105,13 @@ class MedSoraDiT(nn.Module):
         self.t_embedder = TimestepEmbedder(cfg.hidden)
         self.layers = nn.ModuleList(build_layer(cfg, i, self.context_dim) for i in range(cfg.depth))
         self.final_layer = FinalLayer(cfg.hidden, cfg.patch, self.out_channels)
+        unknown = sorted(set(cfg.checkpoint_blocks) - set(self.block_types()))
+        if unknown:
+            raise ValueError(f"model.checkpoint_blocks={list(cfg.checkpoint_blocks)}: {unknown} not in this model's "
+                             f"sub-blocks {list(self.block_types())}")
+        for layer in self.layers:
+            for block in layer.blocks:  # recomputed in backward, keeping only its input
+                block.checkpointed = block.kind in cfg.checkpoint_blocks
 
         self.projector = None
         self.align_layers: Tuple[int, ...] = ()

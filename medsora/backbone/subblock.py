@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["SubBlock", "MLPBlock"]
 
@@ -20,6 +21,8 @@ class SubBlock(nn.Module, abc.ABC):
     """
 
     kind = "base"
+    # Recompute this sub-block in backward, keeping only its input (``model.checkpoint_blocks``).
+    checkpointed = False
 
     @classmethod
     @abc.abstractmethod
@@ -48,6 +51,11 @@ class SubBlock(nn.Module, abc.ABC):
         context_mask: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """x: B×T×H×W×D, c: B×D -> B×T×H×W×D."""
+        if self.checkpointed and torch.is_grad_enabled():
+            return checkpoint(self._residual, x, c, context, context_mask, use_reentrant=False)
+        return self._residual(x, c, context, context_mask)
+
+    def _residual(self, x, c, context, context_mask):
         shift, scale, gate = self.adaLN_modulation(c)[:, None, None, None, :].chunk(3, dim=-1)
         h = self.norm(x) * (1 + scale) + shift
         return x + gate * self.mix(h, context, context_mask)

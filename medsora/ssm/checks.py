@@ -13,8 +13,11 @@ def _need(cond: bool, what: str, expected: str, got) -> None:
         raise ValueError(f"{what}: expected {expected}, got shape {_shape(got)}")
 
 
-def check_ssd_inputs(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_states=None) -> None:
-    """Validate SSD inputs (x: b×l×h×p, dt: b×l×h, A: h, B/C: b×l×g×n, D: h or h×p, states b×h×p×n)."""
+def check_ssd_inputs(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_states=None, seq_idx=None,
+                     cu_seqlens=None, return_varlen_states=False) -> None:
+    """Validate SSD inputs (x: b×l×h×p, dt: b×l×h, A: h, B/C: b×l×g×n, D: h or h×p, states b×h×p×n,
+    seq_idx b×l integers, cu_seqlens k+1 integers). Shapes and dtypes only: nothing is read from a
+    tensor's values (no host synchronisation)."""
     _need(x.dim() == 4, "ssd x", "b×l×h×p (4 dims)", x)
     b, l, h, p = x.shape
     _need(dt.shape == (b, l, h), "ssd dt", f"b×l×h = {(b, l, h)}", dt)
@@ -33,6 +36,16 @@ def check_ssd_inputs(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_state
     if initial_states is not None:
         _need(initial_states.shape == (b, h, p, B.shape[3]), "ssd initial_states",
               f"b×h×p×n = {(b, h, p, B.shape[3])}", initial_states)
+    if seq_idx is not None:
+        _need(isinstance(seq_idx, torch.Tensor) and seq_idx.shape == (b, l) and not seq_idx.is_floating_point(),
+              "ssd seq_idx", f"integers b×l = {(b, l)}", seq_idx)
+    if return_varlen_states:
+        if cu_seqlens is None:
+            raise ValueError("ssd: return_varlen_states=True needs cu_seqlens (cumulative sequence lengths)")
+        _need(cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2 and not cu_seqlens.is_floating_point(),
+              "ssd cu_seqlens", "integers (k+1,) starting at 0", cu_seqlens)
+        if b != 1:
+            raise ValueError(f"ssd: return_varlen_states packs sequences into one row: batch must be 1, got {b}")
 
 
 def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None) -> None:

@@ -9,7 +9,10 @@ length, fp32 accumulation, hand-written backward. Two exact cores:
   ``_MIN_FACTORED_CHUNK``;
 - :mod:`medsora.ssm.ssd_perhead` (robust): per-head decay matrices, any decay range.
 
-Both give the same result up to rounding; the choice only affects speed. A sequence of at most
+Both give the same result up to rounding; the choice only affects speed. On CUDA, inside
+``torch.compile`` and for packed sequences (``seq_idx``) the batched core
+(:mod:`medsora.ssm.ssd_batched`) runs instead: no host reads, the chunk recurrence in one op.
+A sequence of at most
 ``min(chunk_size, SHORT_MAX_LEN)`` steps skips the chunk machinery and its state entirely
 (:mod:`medsora.ssm.ssd_short`): MedSora's temporal scans over a handful of latent frames.
 """
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from medsora.ssm.checks import check_ssd_inputs
+from medsora.ssm.ssd_batched import ssd_batched
 from medsora.ssm.ssd_factored import SSDFactoredCore, chunk_decay_range, factor_range_limit
 from medsora.ssm.ssd_perhead import SSDPerHeadCore
 from medsora.ssm.ssd_short import SHORT_MAX_LEN, ssd_short
@@ -45,16 +49,32 @@ def _factored_chunk(dA: torch.Tensor, Q: int) -> int:
             q //= 2
 
 
-def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=False,
-        initial_states=None, return_final_states=False):
+def use_batched_core(x: torch.Tensor) -> bool:
+    """The batched core (:mod:`medsora.ssm.ssd_batched`) runs on CUDA and inside ``torch.compile``; the
+    CPU keeps the factored/per-head cores. ``FORCE_BATCHED`` (tests, benchmarks) takes it everywhere."""
+    return FORCE_BATCHED or x.is_cuda or torch.compiler.is_compiling()
+
+
+FORCE_BATCHED = False
+
+
+def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states=None, seq_idx=None,
+        cu_seqlens=None, dt_softplus=False, dt_limit=(0.0, float("inf")), return_final_states=False,
+        return_varlen_states=False, state_dtype=None):
     """Chunked SSD (Mamba-2): ``h_t = exp(dt_t·A) h_{t-1} + dt_t x_t B_tᵀ; y_t = h_t C_t + D x_t``, · silu(z_t).
 
+    ``mamba_chunk_scan_combined``'s signature, positional order and return convention.
     x: b×l×h×p, dt: b×l×h, A: h, B/C: b×l×g×n, D: h or h×p, z: b×l×h×p, dt_bias: h,
-    initial_states: b×h×p×n. Returns y: b×l×h×p (dtype of x) and, with ``return_final_states``,
-    the final state b×h×p×n (fp32, fp64 for fp64 inputs). Any length (padded internally to a
-    multiple of ``chunk_size``); computation in fp32 (fp64 stays fp64); full autograd.
+    initial_states: b×h×p×n. ``seq_idx`` (b×l integers, nondecreasing along a row) packs several
+    sequences in a row: the state restarts where it changes (``initial_states`` feed the first one).
+    ``cu_seqlens`` (k+1 cumulative lengths, batch 1) is read only with ``return_varlen_states``: the
+    state after each packed sequence, k×h×p×n. dt = softplus(dt + dt_bias) (with ``dt_softplus``),
+    then clamped to ``dt_limit``. Returns y (dtype of x), then the final state b×h×p×n if
+    ``return_final_states``, then the varlen states if ``return_varlen_states``; states in
+    ``state_dtype`` (default fp32, fp64 for fp64 inputs). Any length (padded internally to a multiple
+    of ``chunk_size``); computation in fp32 (fp64 stays fp64); full autograd.
     """
-    check_ssd_inputs(x, dt, A, B, C, D, z, dt_bias, initial_states)
+    check_ssd_inputs(x, dt, A, B, C, D, z, dt_bias, initial_states, seq_idx, cu_seqlens, return_varlen_states)
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     b, l, h, p = x.shape
     n = B.shape[3]
@@ -71,31 +91,53 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=Fa
         dt = dt + dt_bias.to(acc)
     if dt_softplus:
         dt = F.softplus(dt)
+    lo, hi = float(dt_limit[0]), float(dt_limit[1])
+    if (lo, hi) != (0.0, float("inf")):
+        dt = dt.clamp(min=lo, max=hi)
     xa = x.to(acc)
     dA = dt * A.to(acc)
-    if 1 <= l <= min(Q, SHORT_MAX_LEN):
-        S0 = initial_states.to(acc) if initial_states is not None else None
+    S0 = initial_states.to(acc) if initial_states is not None else None
+    varlen = None
+    short = 1 <= l <= min(Q, SHORT_MAX_LEN)
+    if seq_idx is not None or return_varlen_states or (use_batched_core(x) and not short):
+        if seq_idx is not None and pad:  # padded steps continue the last sequence (decay 1, no input)
+            seq_idx = torch.cat([seq_idx, seq_idx[:, -1:].expand(b, pad)], 1)
+        ends = (cu_seqlens[1:] - 1).long() if return_varlen_states else None
+        y, final, varlen = ssd_batched(_pad_time(xa, pad), _pad_time(dt, pad), _pad_time(dA, pad),
+                                       _pad_time(B.to(acc), pad), _pad_time(C.to(acc), pad), S0, Q, seq_idx, ends)
+        y = y[:, :l]
+    elif short:
         y, final = ssd_short(xa, dt, dA, B.to(acc), C.to(acc), S0, return_final_states)
-        return _finish(y, xa, x.dtype, D, z, final, return_final_states)
-    # Padded steps have dA = 0 (decay 1) and no input, so they leave the state unchanged.
-    xp, dtp, dAp = _pad_time(xa, pad).contiguous(), _pad_time(dt, pad).contiguous(), _pad_time(dA, pad).contiguous()
-    Bp, Cp = _pad_time(B.to(acc), pad).contiguous(), _pad_time(C.to(acc), pad).contiguous()
-    S0 = (initial_states.to(acc) if initial_states is not None else xa.new_zeros(b, h, p, n)).contiguous()
-    q = _factored_chunk(dAp, Q)
-    if q:
-        keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
-        y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, keep)
     else:
-        y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp, Cp, S0, Q)
-    return _finish(y[:, :l], xa, x.dtype, D, z, final, return_final_states)
+        # Padded steps have dA = 0 (decay 1) and no input, so they leave the state unchanged.
+        xp, dtp, dAp = _pad_time(xa, pad).contiguous(), _pad_time(dt, pad).contiguous(), _pad_time(dA, pad).contiguous()
+        Bp, Cp = _pad_time(B.to(acc), pad).contiguous(), _pad_time(C.to(acc), pad).contiguous()
+        S0 = (S0 if S0 is not None else xa.new_zeros(b, h, p, n)).contiguous()
+        # The factored core's chunk length depends on the decay range, read on the host: the CPU only.
+        q = _factored_chunk(dAp, Q)
+        if q:
+            keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
+            y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, keep)
+        else:
+            y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp, Cp, S0, Q)
+        y = y[:, :l]
+    y = _finish(y, xa, x.dtype, D, z)
+    if state_dtype is not None:
+        final = final.to(state_dtype) if final is not None else None
+        varlen = varlen.to(state_dtype) if varlen is not None else None
+    out = (y,)
+    if return_final_states:
+        out += (final,)
+    if return_varlen_states:
+        out += (varlen,)
+    return out if len(out) > 1 else y
 
 
-def _finish(y, xa, dtype, D, z, final, return_final_states):
+def _finish(y, xa, dtype, D, z):
     """Skip connection D·x, SiLU(z) gate, output dtype."""
     if D is not None:
         Dv = D.to(y.dtype)
         y = y + xa * (Dv[:, None] if Dv.dim() == 1 else Dv)
     if z is not None:
         y = y * F.silu(z.to(y.dtype))
-    y = y.to(dtype)
-    return (y, final) if return_final_states else y
+    return y.to(dtype)

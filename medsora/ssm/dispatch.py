@@ -62,7 +62,7 @@ def get_scan(kind: str, scan_impl: str, device: torch.device) -> Callable:
     :func:`resolve_scan_impl` names the path (``torch``, ``cuda`` or ``ref``) it belongs to."""
     path = resolve_scan_impl(kind, scan_impl, device)
     key = (kind, path)
-    if key not in _logged:
+    if key not in _logged and not torch.compiler.is_compiling():  # logging would break a compiled graph
         _logged.add(key)
         logger.info("medsora.ssm: %s runs the %s (scan_impl=%s, device=%s)",
                     kind, _DESCRIPTIONS[path], scan_impl, torch.device(device).type)

@@ -14,13 +14,17 @@ from torch import nn
 
 
 def rms_norm_gated_ref(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, group_size: int,
-                       eps: float) -> torch.Tensor:
-    """The composite definition (autograd through every op): the ground truth for tests."""
+                       eps: float, norm_before_gate: bool = False) -> torch.Tensor:
+    """The composite definition (autograd through every op): the ground truth for tests, and the
+    ``norm_before_gate`` variant (``rmsnorm(y)·weight·silu(z)``), which MedSora does not use."""
     acc = _acc(y)
-    h = y.to(acc) * F.silu(z.to(acc))
+    h = y.to(acc) if norm_before_gate else y.to(acc) * F.silu(z.to(acc))
     g = h.unflatten(-1, (-1, group_size))
     g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)
-    return (g.flatten(-2) * weight.to(acc)).to(y.dtype)
+    out = g.flatten(-2) * weight.to(acc)
+    if norm_before_gate:
+        out = out * F.silu(z.to(acc))
+    return out.to(y.dtype)
 
 
 def _acc(y: torch.Tensor) -> torch.dtype:
@@ -60,18 +64,22 @@ class _GatedRMSNorm(torch.autograd.Function):
 
 
 class RMSNormGated(nn.Module):
-    """``rmsnorm(y · silu(z)) · weight``, normalised over groups of ``group_size`` channels, in fp32.
+    """``rmsnorm(y · silu(z)) · weight`` (or ``rmsnorm(y) · weight · silu(z)`` with ``norm_before_gate``),
+    normalised over groups of ``group_size`` channels, in fp32.
 
     y, z: ...×d -> ...×d (dtype of y).
     """
 
-    def __init__(self, d: int, eps: float = 1e-5, group_size: int | None = None):
+    def __init__(self, d: int, eps: float = 1e-5, group_size: int | None = None, norm_before_gate: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         group_size = d if group_size is None else group_size
         if d % group_size:
             raise ValueError(f"RMSNormGated: d={d} must be a multiple of group_size={group_size}")
-        self.eps, self.group_size = eps, group_size
-        self.weight = nn.Parameter(torch.ones(d))
+        self.eps, self.group_size, self.norm_before_gate = eps, group_size, norm_before_gate
+        self.weight = nn.Parameter(torch.ones(d, device=device, dtype=dtype))
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.norm_before_gate:
+            return rms_norm_gated_ref(y, z, self.weight, self.group_size, self.eps, norm_before_gate=True)
         return _GatedRMSNorm.apply(y, z, self.weight, self.group_size, self.eps)

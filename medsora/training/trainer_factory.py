@@ -9,11 +9,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+from medsora.config import ConfigError
 from medsora.training.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
 from medsora.training.checkpointing import AtomicCheckpointIO
 from medsora.training.progress import StepProgressBar
 
-__all__ = ["build_trainer", "resolve_precision", "parse_devices", "batch_size_of"]
+__all__ = ["build_trainer", "build_strategy", "resolve_precision", "parse_devices", "batch_size_of"]
 
 # Both are expected here: VideoDataModule resumes the data order mid-epoch (Lightning cannot see
 # that), and DiffusionModule.training_step returns None on purpose to skip a non-finite step.
@@ -41,6 +42,28 @@ def resolve_precision(cfg) -> str:
         return precision
     on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
     return "bf16-mixed" if on_gpu else "32-true"
+
+
+def build_strategy(cfg):
+    """``trainer.strategy``; ``fsdp`` is Lightning's FSDP sharding parameters, gradients and optimiser state per
+    ``MedSoraLayer`` (GPUs only: torch's FSDP refuses CPU devices, and so does Lightning), with full-state-dict
+    checkpoints, so a run resumes exactly with any strategy or device count."""
+    name = str(cfg.trainer.strategy)
+    if name != "fsdp":
+        return name
+    if cfg.train.ema:
+        raise ConfigError("trainer.strategy=fsdp with train.ema=true: Lightning's weight averaging keeps an unsharded "
+                         "copy and cannot follow FSDP's sharded parameters; set train.ema=false (or use "
+                         "trainer.strategy=ddp)")
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from medsora.backbone.layers import MedSoraLayer
+
+    if cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available():
+        raise ConfigError(f"trainer.strategy=fsdp needs CUDA GPUs (torch's FSDP has no CPU backend; accelerator="
+                         f"{cfg.trainer.accelerator}, CUDA available: {torch.cuda.is_available()}): on the CPU use "
+                         f"trainer.strategy=ddp")
+    return FSDPStrategy(auto_wrap_policy={MedSoraLayer}, state_dict_type="full")
 
 
 def batch_size_of(batch: dict) -> int:
@@ -83,7 +106,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         accelerator=t.accelerator,
         devices=parse_devices(t.devices),
         num_nodes=int(t.num_nodes),
-        strategy=t.strategy,
+        strategy=build_strategy(cfg),
         precision=resolve_precision(cfg),
         max_steps=int(t.max_steps),
         max_epochs=int(t.max_epochs),

@@ -15,3 +15,16 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def mamba_refs():
+    """state-spaces/mamba's pure-PyTorch references (tests/ssm/mamba_ssm_refs.py), loaded by path
+    (the tests run with --import-mode=importlib, so sibling modules are not importable by name)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("mamba_ssm_refs", Path(__file__).with_name("mamba_ssm_refs.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
