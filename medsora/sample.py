@@ -96,6 +96,14 @@ def _load_model(args):
     return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides)
 
 
+def _training_fps(ckpt: Optional[str]) -> Optional[float]:
+    """The clip frame rate the data module recorded in a training checkpoint (None when absent)."""
+    if not ckpt:
+        return None
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    return (state.get("VideoDataModule") or {}).get("fps")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medsora.sample",
                                 description="Sample videos from a MedSora diffusion checkpoint (EMA weights).")
@@ -114,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="videos per sampler batch (default 8)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--vae", default=None, help="VAE checkpoint, when the run's vae.ckpt moved")
-    p.add_argument("--fps", type=int, default=8, help="frame rate of the written files (default 8)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the written files (default: the training clips' rate, else 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -125,6 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.num < 1:
         raise SystemExit("error: --num must be >= 1")
     module = _load_model(args).to(_device(args.device))
+    if args.fps is None:
+        args.fps = _training_fps(args.ckpt) or 8
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,
