@@ -134,5 +134,5 @@ def test_sample_cli_from_folder_equals_from_checkpoint(exported, tiny_diffusion_
     b = sample_main(["--model", str(exported), "--out", str(tmp_path / "b"), *common])
     for key in ("files", "labels", "sampler", "steps", "cfg_scale"):
         assert a[key] == b[key]
-    for name in a["files"]:
-        assert (tmp_path / "a" / f"{name}.mp4").read_bytes() == (tmp_path / "b" / f"{name}.mp4").read_bytes()
+    for name in a["files"]:  # the GIF is the bit-exact record (x264 may vary by a few bytes on equal frames)
+        assert (tmp_path / "a" / f"{name}.gif").read_bytes() == (tmp_path / "b" / f"{name}.gif").read_bytes()
