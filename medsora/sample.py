@@ -96,12 +96,14 @@ def _load_model(args):
     return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides)
 
 
-def _training_fps(ckpt: Optional[str]) -> Optional[float]:
-    """The clip frame rate the data module recorded in a training checkpoint (None when absent)."""
-    if not ckpt:
-        return None
-    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    return (state.get("VideoDataModule") or {}).get("fps")
+def _training_fps(args) -> Optional[float]:
+    """The training clips' frame rate: recorded by the data module in a checkpoint, or by ``medsora.export``
+    in ``sampling.json`` of a model folder (None when absent)."""
+    if args.ckpt:
+        state = torch.load(args.ckpt, map_location="cpu", weights_only=True, mmap=True)
+        return (state.get("VideoDataModule") or {}).get("fps")
+    record = Path(args.model).expanduser() / "sampling.json"
+    return json.loads(record.read_text(encoding="utf-8")).get("fps") if record.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         raise SystemExit("error: --num must be >= 1")
     module = _load_model(args).to(_device(args.device))
     if args.fps is None:
-        args.fps = _training_fps(args.ckpt) or 8
+        args.fps = _training_fps(args) or 8
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,
