@@ -141,7 +141,7 @@ def evaluate(ckpt: Path, args, size: int = 32) -> dict:
     import torch
 
     from medsora.config import compose
-    from medsora.fit import build_datamodule
+    from medsora.training.stage import build_datamodule
     from medsora.metrics.base import to_uint8_frames
     from medsora.metrics.reconstruction import PSNR, SSIM, HighFrequencyError
     from medsora.vae import load_vae

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -36,7 +35,7 @@ from medsora.data.cache import (
 )
 from medsora.encoding.fingerprint import run_fingerprint
 from medsora.flow.latent_grid import token_grid
-from medsora.flow.raft_weights import TeacherWeightsError, file_sha256
+from medsora.flow.raft_weights import file_sha256
 from medsora.flow.teacher import FlowTeacher
 
 log = logging.getLogger("medsora.encode")
@@ -275,8 +274,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, TeacherWeightsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.encode"))

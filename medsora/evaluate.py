@@ -207,4 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.evaluate"))

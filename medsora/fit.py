@@ -4,279 +4,25 @@
     python -m medsora.fit experiment=NAME [key=value ...]   # one stage (cfg.stage: vae | diffusion | demo)
     python -m medsora.fit experiment=NAME ckpt=last         # resume exactly where the run stopped
     python -m medsora.fit experiment=NAME --print-config    # the merged, validated config
+    python -m medsora.fit --config-dir my_configs experiment=my_run   # your own config files
 
 ``experiment`` defaults to ``demo``. Runs log to ``<out_dir>/<name>/version_N/`` (TensorBoard
 events, ``checkpoints/``, ``samples/``); ``ckpt=last`` continues the newest version of the run.
+The work is done in :mod:`medsora.training.stage` (one stage) and :mod:`medsora.training.demo`.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Sequence
 
-import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
+from medsora.config import ConfigError, add_config_dir_argument, compose, to_yaml, use_config_dirs
+from medsora.training.demo import data_overrides, demo_realism, run_demo
+from medsora.training.stage import StageResult, fit_stage, run_logger, stage_summary
 
-from medsora.training.checkpointing import resolve_ckpt
-from medsora.config import ConfigError, compose, to_yaml
+__all__ = ["StageResult", "fit_stage", "run_demo", "demo_realism", "data_overrides", "main"]
 
-__all__ = ["StageResult", "build_datamodule", "fit_stage", "run_demo", "main"]
-
-log = logging.getLogger("medsora.fit")
-
-
-@dataclass
-class StageResult:
-    """Where a finished stage left its outputs."""
-
-    stage: str
-    log_dir: Path
-    last_ckpt: Optional[Path]
-    samples: Optional[Path] = None
-    seconds: float = 0.0
-    metrics: dict = field(default_factory=dict)
-
-
-_VERSIONS_ENV = "MEDSORA_LOG_VERSIONS"
-
-
-def _logger(cfg, ckpt: Optional[Path]) -> TensorBoardLogger:
-    """The run's logger; a resumed run keeps writing into the version folder it resumes from.
-
-    The version is fixed before training starts and handed to the processes that
-    ``trainer.strategy=ddp`` launches (they re-run this command) through the environment, so
-    that every rank agrees on the run folder.
-    """
-    import json
-
-    run_root = (Path(cfg.out_dir) / cfg.name).resolve()
-    versions = json.loads(os.environ.get(_VERSIONS_ENV, "{}"))
-    launched = int(os.environ.get("LOCAL_RANK", "0")) > 0  # a rank started by Lightning's ddp launcher
-    version = versions.get(str(run_root)) if launched else None
-    if version is None and ckpt is not None and ckpt.resolve().parent.name == "checkpoints" \
-            and ckpt.resolve().parent.parent.parent == run_root:
-        version = ckpt.resolve().parent.parent.name
-    logger = TensorBoardLogger(save_dir=cfg.out_dir, name=cfg.name, version=version, default_hp_metric=False)
-    if version is None:
-        version = f"version_{logger.version}" if isinstance(logger.version, int) else str(logger.version)
-        logger = TensorBoardLogger(save_dir=cfg.out_dir, name=cfg.name, version=version, default_hp_metric=False)
-    os.environ[_VERSIONS_ENV] = json.dumps({**versions, str(run_root): version})
-    return logger
-
-
-def _module(cfg, modalities):
-    if cfg.stage == "vae":
-        from medsora.training.vae_module import VAEModule
-
-        return VAEModule(cfg)
-    from medsora.training.diffusion_module import DiffusionModule
-
-    return DiffusionModule(cfg, modalities)
-
-
-def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
-    """Train one stage (``cfg.stage``: ``vae`` or ``diffusion``) as the config says.
-
-    Args:
-        cfg: the composed run config.
-        callbacks: extra Lightning callbacks (e.g. to record losses).
-        module: a LightningModule to train instead of the one the config describes.
-    Returns:
-        The stage's log folder, its ``last.ckpt`` and (diffusion) its final sample folder.
-    """
-    from medsora.training.trainer_factory import build_trainer
-
-    began = time.perf_counter()
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    ckpt = resolve_ckpt(cfg.ckpt, Path(cfg.out_dir) / cfg.name)
-    logger = _logger(cfg, ckpt)
-    dm = build_datamodule(cfg)
-    module = module if module is not None else _module(cfg, dm.modalities)
-    diffusion = cfg.stage == "diffusion"
-    trainer = build_trainer(cfg, logger, datamodule=dm, tokens_fn=module.tokens_in if diffusion else None,
-                            sample_videos=diffusion and getattr(module, "can_decode", False),
-                            extra_callbacks=callbacks)
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
-    last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
-    samples = None
-    for cb in trainer.callbacks:
-        if getattr(cb, "last_dir", None) is not None:
-            samples = cb.last_dir
-    metrics = {k: float(v) for k, v in trainer.logged_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
-    return StageResult(cfg.stage, Path(logger.log_dir), last if last.is_file() else None, samples,
-                       time.perf_counter() - began, metrics)
-
-
-def build_datamodule(cfg):
-    """The run's ``VideoDataModule`` (videos, the demo set or an encode cache), set up.
-
-    An encode cache is first checked against the run (:func:`medsora.training.cache_check.check_cache`).
-    """
-    from medsora.data.datamodule import VideoDataModule
-
-    if cfg.data.cache:
-        from medsora.training.cache_check import check_cache
-
-        check_cache(cfg)
-    dm = VideoDataModule(cfg.data, seed=int(cfg.seed))
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
-
-
-def _demo_cache_dir(vae_ckpt: Path) -> Path:
-    from medsora.flow.raft_weights import file_sha256
-
-    root = Path(os.environ.get("MEDSORA_CACHE", "~/.cache/medsora")).expanduser()
-    return root / "encode" / f"demo-{file_sha256(vae_ckpt)[:12]}"
-
-
-def data_overrides(data_cfg) -> list[str]:
-    """``data.KEY=VALUE`` overrides that make another stage read the same clips.
-
-    The keys that decide which clips exist (those an encode cache records, but ``crop``) are
-    copied; loading settings (batch size, workers, crop augmentation) stay the stage's own.
-    """
-    import json
-
-    from omegaconf import OmegaConf
-
-    from medsora.data.cache import DATA_KEYS, DEMO_KEYS
-
-    def fmt(value) -> str:
-        if isinstance(value, str):
-            return json.dumps(value)  # quoted: YAML would read off/yes/1e3 as other types
-        return json.dumps(value).replace(" ", "")
-
-    shared = [k for k in (*DATA_KEYS, *DEMO_KEYS) if k != "crop"]
-    values = OmegaConf.to_container(data_cfg, resolve=True)
-    return [f"data.{k}={fmt(values[k])}" for k in shared]
-
-
-def run_demo(overrides: Sequence[str] = (), out_dir: Optional[str] = None,
-             vae_overrides: Sequence[str] = (), diffusion_overrides: Sequence[str] = ()) -> dict:
-    """The demo: ``vae_demo`` -> encode cache -> ``diffusion_demo`` -> samples, in one process.
-
-    Both stages use the ``data:`` section of experiment ``demo`` (so the VAE, the cache and the
-    diffusion model see the same clips); ``overrides`` (``key=value``) apply to both stages, e.g.
-    ``trainer.max_steps=20`` for a quick check, ``vae_overrides``/``diffusion_overrides`` to one.
-    Returns the stage results, the realism check and the wall time.
-    """
-    began = time.perf_counter()
-    extra = [o for o in overrides if not o.startswith(("experiment=", "stage="))]
-    if out_dir:
-        extra.append(f"out_dir={out_dir}")
-    extra = [*data_overrides(compose("demo", extra).data), *extra]
-    print("MedSora demo: 1/4 train the tiny VAE (experiment vae_demo)", flush=True)
-    vae_cfg = compose("vae_demo", [*extra, *vae_overrides])
-    vae = fit_stage(vae_cfg)
-    if vae.last_ckpt is None:
-        raise RuntimeError(f"the VAE stage wrote no checkpoint under {vae.log_dir}")
-
-    print("MedSora demo: 2/4 encode latents and flow targets (medsora.encode)", flush=True)
-    cache = _demo_cache_dir(vae.last_ckpt)
-    cfg = compose("diffusion_demo", [*extra, *diffusion_overrides, f"vae.ckpt={vae.last_ckpt.resolve()}",
-                                     f"data.cache={cache}"])
-    enc_seconds = _encode(cfg, vae.last_ckpt)
-
-    print("MedSora demo: 3/4 train the tiny diffusion model with OFRA (experiment diffusion_demo)", flush=True)
-    diff = fit_stage(cfg)
-    print("MedSora demo: 4/4 samples from the EMA weights, compared with the real clips of each modality", flush=True)
-    realism = demo_realism(cfg, diff.last_ckpt)
-    total = time.perf_counter() - began
-    summary = {"vae": vae, "encode_seconds": enc_seconds, "cache": cache, "diffusion": diff, "seconds": total,
-               "realism": realism}
-    print(_demo_summary(summary), flush=True)
-    return summary
-
-
-def demo_realism(cfg, ckpt: Path, num: int = 8, seed: int = 0) -> dict:
-    """Colour/motion histogram distances (``medsora.training.demo_stats``) of samples to the real clips of
-    their modality, for the trained model and for the same model untrained.
-
-    ``"reconstruction"`` scores the VAE's reconstructions of the real clips themselves: the best a
-    model generating through this VAE can reach. Returns ``{"trained", "untrained",
-    "reconstruction"}``, each ``modality_distances``; lower is closer, 0 = identical histograms.
-    """
-    import torch
-
-    from medsora.training.demo_stats import modality_distances, modality_references
-    from medsora.encode import clip_datasets
-    from medsora.training.diffusion_module import DiffusionModule
-
-    real, labels = [], []
-    for dataset in clip_datasets(cfg.data, ["train", "val"]).values():
-        for i in range(len(dataset)):
-            item = dataset[i]
-            real.append(torch.as_tensor(item["video"]))
-            labels.append(item["modality"])
-    real = torch.stack(real)
-    references = modality_references(real, labels)
-    trained = DiffusionModule.from_checkpoint(str(ckpt))
-    vae = trained._vae.on("cpu")
-    with torch.no_grad():
-        recon = torch.cat([vae.decode(vae.encode(chunk).mean).clamp(-1, 1) for chunk in real.split(16)])
-    L.seed_everything(int(cfg.seed), verbose=False)
-    untrained = DiffusionModule(trained.cfg, trained.modalities, for_training=False).eval()
-    out = {"reconstruction": modality_distances(recon, labels, references)}
-    for name, module in (("trained", trained), ("untrained", untrained)):
-        videos, names = module.generate(num, seed=seed, return_labels=True)
-        if names is None:  # an unconditional model: compare with the modality each sample is closest to
-            names = [min(references, key=lambda m: modality_distances(v[None], [m], references)["colour"])
-                     for v in videos]
-        out[name] = modality_distances(videos, names, references)
-    return out
-
-
-def _encode(cfg, vae_ckpt: Path) -> float:
-    from medsora.encode import encode_cache
-    from medsora.flow import FlowTeacher
-    from medsora.flow.raft_weights import file_sha256
-    from medsora.vae import load_vae
-
-    began = time.perf_counter()
-    vae, factor = load_vae(str(vae_ckpt))
-    teacher = FlowTeacher.from_config(cfg.align)
-    encode_cache(cfg, vae, factor, teacher, file_sha256(vae_ckpt), shard_size=64, progress=True)
-    return time.perf_counter() - began
-
-
-def _demo_summary(s: dict) -> str:
-    vae, diff = s["vae"], s["diffusion"]
-    lines = [
-        "",
-        f"MedSora demo finished in {s['seconds'] / 60:.1f} min",
-        f"  VAE            {vae.log_dir}  ({vae.seconds:.0f} s)  checkpoint {vae.last_ckpt}",
-        f"  encode cache   {s['cache']}  ({s['encode_seconds']:.0f} s)",
-        f"  diffusion      {diff.log_dir}  ({diff.seconds:.0f} s)  checkpoint {diff.last_ckpt}",
-    ]
-    if diff.samples is not None:
-        lines.append(f"  samples        {diff.samples}  (mp4 + gif per video, contact_sheet.png)")
-    r = s.get("realism")
-    if r:
-        lines.append(f"  realism        colour-histogram distance to real clips of the same modality "
-                     f"{r['trained']['colour']:.3f} (untrained model {r['untrained']['colour']:.3f}; other modalities "
-                     f"{r['trained']['colour_other']:.3f}); motion {r['trained']['motion']:.3f} "
-                     f"(untrained {r['untrained']['motion']:.3f}); the VAE's own reconstructions "
-                     f"{r['reconstruction']['colour']:.3f} — 0 = identical, 1 = disjoint")
-    lines += [
-        f"  TensorBoard    tensorboard --logdir {Path(vae.log_dir).parent.parent}",
-        f"  more samples   python -m medsora.sample --ckpt {diff.last_ckpt} --num 8 --out samples/",
-    ]
-    return "\n".join(lines)
-
-
-def _stage_summary(r: StageResult) -> str:
-    lines = [f"{r.stage} stage finished in {r.seconds / 60:.1f} min", f"  logs + checkpoints  {r.log_dir}",
-             f"  last checkpoint     {r.last_ckpt}"]
-    if r.samples is not None:
-        lines.append(f"  samples             {r.samples}")
-    return "\n".join(lines)
+_logger = run_logger  # the name the tests and older scripts import
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,12 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("overrides", nargs="*", help="experiment=NAME (default demo) and key=value overrides")
     parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    add_config_dir_argument(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None):
     """Command-line entry point; returns the stage result (or the demo summary)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
+    use_config_dirs(args.config_dir)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     overrides = list(args.overrides)
     experiment = None if any(o.startswith("experiment=") for o in overrides) else "demo"
@@ -303,13 +51,11 @@ def main(argv: Optional[Sequence[str]] = None):
     if cfg.stage == "demo":
         return run_demo(overrides)
     result = fit_stage(cfg)
-    print(_stage_summary(result), flush=True)
+    print(stage_summary(result), flush=True)
     return result
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.fit"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -93,7 +92,7 @@ def _load_model(args):
     from medsora.training.diffusion_module import DiffusionModule
 
     overrides = {"vae": {"ckpt": str(Path(args.vae).expanduser().resolve())}} if args.vae else None
-    return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides)
+    return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides, force_vae=args.force_vae)
 
 
 def _training_fps(args) -> Optional[float]:
@@ -124,18 +123,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="videos per sampler batch (default 8)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--vae", default=None, help="VAE checkpoint, when the run's vae.ckpt moved")
+    p.add_argument("--force-vae", action="store_true",
+                   help="decode with a VAE whose fingerprint differs from the one the model was trained with")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of the written files (default: the training clips' rate, else 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Bad values as one-line errors before any work (``ValueError`` naming the option and the fix)."""
+    import math
+
+    for name, value, low in (("--num", args.num, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0),
+                             ("--steps", args.steps, 1), ("--fps", args.fps, 1)):
+        if value is not None and value < low:
+            raise ValueError(f"{name} = {value}: must be >= {low}")
+    if args.fps > 240:
+        raise ValueError(f"--fps = {args.fps}: must be <= 240")
+    if args.cfg is not None and not (math.isfinite(args.cfg) and args.cfg >= 0):
+        raise ValueError(f"--cfg = {args.cfg}: the guidance scale must be a finite number >= 0 (1 = no guidance)")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder (it is created if missing)")
+    for flag, value in (("--ckpt", args.ckpt), ("--vae", args.vae)):
+        if value is not None and not Path(value).expanduser().is_file():
+            raise FileNotFoundError(f"{flag} {value}: no such file")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Command-line entry point; returns the ``samples.json`` record."""
     args = build_parser().parse_args(argv)
-    if args.num < 1:
-        raise SystemExit("error: --num must be >= 1")
-    module = _load_model(args).to(_device(args.device))
+    check_args(args)
+    module = _load_model(args)
+    if hasattr(module, "check_conditions"):
+        module.check_conditions(args.modality, args.prompt, args.negative_prompt)  # before any sampling
+    module = module.to(_device(args.device))
     if args.fps is None:
         args.fps = _training_fps(args) or 8
     record = sample_to_folder(
@@ -149,8 +172,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.sample"))

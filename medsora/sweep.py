@@ -1,6 +1,8 @@
-"""``python -m medsora.sweep configs/sweep/NAME.yaml`` — run an ablation grid, end in a table and a plot.
+"""``python -m medsora.sweep configs/sweep/NAME.yaml`` (or just ``NAME``) — run an ablation grid, end in a
+table and a plot.
 
 Options:
+    --config-dir DIR your own config folder (<group>/<name>.yaml), searched first; repeatable
     --out DIR        where variants and results go (default lightning_logs/sweeps/NAME)
     --devices 0,1    run one variant per GPU at a time (CUDA_VISIBLE_DEVICES per process)
     --jobs N         CPU: run N variants at a time (default 1)
@@ -13,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medsora.config import ConfigError
+from medsora.config import ConfigError, add_config_dir_argument, use_config_dirs
 from medsora.sweeps.runner import run_sweep
 from medsora.sweeps.spec import load_sweep, validate
 
@@ -21,14 +23,16 @@ from medsora.sweeps.spec import load_sweep, validate
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medsora.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sweep", help="sweep file, e.g. configs/sweep/demo.yaml")
+    parser.add_argument("sweep", help="sweep file (configs/sweep/demo.yaml) or a sweep name (demo)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every variant")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--devices", default="", help="comma-separated GPU ids")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--validate-only", action="store_true")
+    add_config_dir_argument(parser)
     args = parser.parse_intermixed_args(argv)
     try:
+        use_config_dirs(args.config_dir)
         spec = load_sweep(args.sweep)
         if args.validate_only:
             validate(spec, args.overrides)
@@ -51,4 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.sweep"))

@@ -18,6 +18,21 @@ def _deterministic_cpu():
     yield
 
 
+# Variables that change what the code under test does: the suite runs as if none were set, so that a
+# developer's shell (a config search path, a weights folder, a torchrun rank) cannot change its outcome.
+_BEHAVIOUR_ENV = ("MEDSORA_CONFIG_PATH", "MEDSORA_CONFIG_DIR", "MEDSORA_LOG_VERSIONS", "MEDSORA_WEIGHTS",
+                  "MEDSORA_VAE_CKPT", "MEDSORA_RAFT_WEIGHTS", "MEDSORA_NB_VAE_STEPS", "MEDSORA_NB_CLIPS",
+                  "MEDSORA_NB_OUT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_environment():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _BEHAVIOUR_ENV:
+            mp.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _medsora_cache(tmp_path_factory):
     """Keep generated data (the demo set) out of the user's home during tests."""

@@ -36,6 +36,21 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+def _lazy_exports() -> dict[str, dict[str, str]]:
+    """``package -> {name: module}`` of the packages that import their exports on first use (``_LAZY``)."""
+    out = {}
+    for name, path in MODULES.items():
+        if path.name != "__init__.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_LAZY" for t in node.targets):
+                out[name] = {k.value: v.value for k, v in zip(node.value.keys, node.value.values)}
+    return out
+
+
+LAZY = _lazy_exports()
+
+
 def _imports(name: str, path: Path) -> set[str]:
     """Everything ``name`` imports: medsora modules resolved to the module file, others by their full name."""
     out = set()
@@ -52,7 +67,7 @@ def _imports(name: str, path: Path) -> set[str]:
                 base = f"{parent}.{base}" if base else parent
             for alias in node.names:  # ``from pkg import submodule`` depends on the submodule
                 full = f"{base}.{alias.name}"
-                out.add(full if full in MODULES else base)
+                out.add(full if full in MODULES else LAZY.get(base, {}).get(alias.name, base))
     return {_owner(target) for target in out}
 
 
@@ -110,6 +125,8 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_the_graph_sees_lazy_and_relative_imports():
     assert "medsora.vae.model" in GRAPH["medsora.vae.checkpoint"]
     assert "medsora.backbone.model" in GRAPH["medsora.backbone.presets"]
+    # ``from medsora.diffusion import DiffusionObjective`` goes through the package's lazy exports
+    assert "medsora.diffusion.objective" in GRAPH["medsora.training.diffusion_module"]
     assert len(GRAPH) > 100
 
 

@@ -8,9 +8,9 @@ builds a 4-layer model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import Iterator, List
 
-from medsora.config.fields import choice
+from medsora.config.fields import bounded, choice
 
 BLOCK_TYPES = (
     "local_attn", "spatial_mamba", "temporal_mamba",
@@ -25,16 +25,16 @@ class ModelConfig:
     # One layer = these sub-blocks in order (each a residual x, c -> x with its own
     # adaLN-Zero shift/scale/gate); the layer is repeated `depth` times.
     blocks: List[str] = choice(["local_attn", "spatial_mamba", "temporal_mamba"], *BLOCK_TYPES)
-    depth: int = 2
-    hidden: int = 64
-    heads: int = 4  # attention heads of every *_attn sub-block (hidden must divide by heads)
-    patch: int = 2  # spatial patch size; time is never patched
+    depth: int = bounded(2, 1, 1024)
+    hidden: int = bounded(64, 4, 65536)  # a multiple of 4 (2-D sin-cos positions)
+    heads: int = bounded(4, 1, 1024)  # attention heads of every *_attn sub-block (hidden must divide by heads)
+    patch: int = bounded(2, 1, 64)  # spatial patch size; time is never patched
     # One adaLN-Zero MLP sub-block (kind "mlp") closes every layer when > 0 (DiT);
     # 0 reproduces MedSora, whose blocks have no MLP (9 modulation vectors per block).
-    mlp_ratio: float = 0.0
-    d_state: int = 16
-    headdim: int = 16  # Mamba2 head dimension
-    expand: int = 2
+    mlp_ratio: float = bounded(0.0, 0.0, 64.0)
+    d_state: int = bounded(16, 1, 4096)
+    headdim: int = bounded(16, 1, 4096)  # Mamba2 head dimension
+    expand: int = bounded(2, 1, 64)
     mamba: str = choice("mamba2", "mamba2", "mamba1")
     scan_order: str = choice("spiral", *SCAN_ORDERS)
     cycle_orders: bool = True  # layer i scans with the i-th order of the cycle starting at scan_order
@@ -49,13 +49,27 @@ class ModelConfig:
     # or "raster1d" (MedSora's reference: 1-D windows of `window` tokens along each frame's raster order,
     # attending `window_reach` windows back and ahead; window 8, reach 1 = 24 keys)
     local_attn: str = choice("tile", "tile", "raster1d")
-    window: int = 8  # local_attn window: tile side (tile) or tokens per window (raster1d)
-    window_frames: int = 0  # tile: keys also come from this many frames back and ahead
-    window_reach: int = 1  # raster1d: neighbouring windows visible on each side
+    window: int = bounded(8, 1, 4096)  # local_attn window: tile side (tile) or tokens per window (raster1d)
+    window_frames: int = bounded(0, 0, 4096)  # tile: keys also come from this many frames back and ahead
+    window_reach: int = bounded(1, 0, 4096)  # raster1d: neighbouring windows visible on each side
     learn_sigma: bool = False  # output 2C channels: the noise and the interpolation of the variance
     grad_checkpointing: bool = False
     # Sub-block kinds recomputed in backward instead of keeping their activations (each keeps only its
     # input): [spatial_mamba] halves MedSora's activation memory for ~15 % more step time.
     checkpoint_blocks: List[str] = choice([], *BLOCK_TYPES, "mlp")
     scan_impl: str = choice("auto", "auto", "torch", "cuda", "ref")
-    projector_hidden: int = 2048  # width of the alignment projector MLP (REPA uses 2048)
+    projector_hidden: int = bounded(2048, 1, 65536)  # width of the alignment projector MLP (REPA uses 2048)
+
+    @staticmethod
+    def checks(c) -> Iterator[tuple[str, str]]:
+        """Rules between fields (bounds and choices are in the field definitions)."""
+        blocks = list(c.blocks)
+        if not blocks:
+            yield "blocks", f"is empty: give at least one of {list(BLOCK_TYPES)}"
+        if c.hidden % 4:
+            yield "hidden", "must be a multiple of 4 (2-D sin-cos position embedding)"
+        if any(b.endswith("_attn") for b in blocks) and c.hidden % c.heads:
+            yield "heads", f"must divide model.hidden = {c.hidden} (attention blocks split it into heads)"
+        if any(b.endswith("_mamba") for b in blocks) and c.mamba == "mamba2" and (c.hidden * c.expand) % c.headdim:
+            yield "hidden", (f"× model.expand = {c.hidden * c.expand} must be a multiple of model.headdim = "
+                             f"{c.headdim} (Mamba-2 heads)")

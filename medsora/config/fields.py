@@ -18,6 +18,58 @@ def choice(default: Any, *choices: Any) -> Any:
     return dataclasses.field(default=default, metadata={"choices": allowed})
 
 
+def bounded(default: Any, lo: Any = None, hi: Any = None, *, also: tuple = ()) -> Any:
+    """A numeric field whose value must lie in ``[lo, hi]`` (either end open when None) or be one of ``also``.
+
+    Float values must also be finite. The upper ends keep a typo (``data.size=1e20``) from reaching
+    an allocation; ``also`` names special values outside the range (``-1`` = unlimited).
+    """
+    return dataclasses.field(default=default, metadata={"range": (lo, hi), "also": tuple(also)})
+
+
+def path_to(kind: str = "file", *, keywords: tuple = ()) -> Any:
+    """An optional path field (default None) that must exist when set: ``kind`` is file, dir or any.
+
+    ``keywords`` are values that are not paths (``align.teacher.weights: random``).
+    """
+    if kind not in ("file", "dir", "any"):
+        raise ValueError(f"kind {kind!r} is not file, dir or any")
+    return dataclasses.field(default=None, metadata={"path": kind, "keywords": tuple(keywords)})
+
+
+def field_problem(value: Any, metadata: Any) -> str | None:
+    """What is wrong with ``value`` for a field made by :func:`bounded` or :func:`path_to` (None: nothing).
+
+    Choices are checked by the loader itself (``choice``).
+    """
+    import math
+    from pathlib import Path
+
+    if value is None:
+        return None
+    if "range" in metadata:
+        if value in metadata["also"]:
+            return None
+        lo, hi = metadata["range"]
+        also = f" (or {', '.join(map(str, metadata['also']))})" if metadata["also"] else ""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number{also}"
+        if lo is not None and not lo <= value:
+            return f"must be >= {lo}{also}" + (f" and <= {hi}" if hi is not None else "")
+        if hi is not None and not value <= hi:
+            return f"must be <= {hi}{also}" + (f" and >= {lo}" if lo is not None else "")
+    if "path" in metadata and value not in metadata["keywords"]:
+        path = Path(str(value)).expanduser()
+        kind = metadata["path"]
+        if not path.exists():
+            hint = f" (or one of {list(metadata['keywords'])})" if metadata["keywords"] else ""
+            return f"no such {dict(file='file', dir='folder', any='file or folder')[kind]}: {path.resolve()}{hint}"
+        if kind == "file" and not path.is_file():
+            return f"is a folder, not a file: {path.resolve()}"
+        if kind == "dir" and not path.is_dir():
+            return f"is a file, not a folder: {path.resolve()}"
+    return None
+
 def section(schema: type, config: Any = None, overrides: dict | None = None) -> Any:
     """The typed settings a component is built from: one ``schema`` dataclass instance.
 

@@ -11,7 +11,14 @@ A run is described by YAML files under ``configs/``:
 Command-line arguments are OmegaConf dotlist overrides (``data.size=128``); a bare
 group name swaps a component file (``model=medsora_b``) — it replaces the experiment's
 defaults entry for that group (the experiment's own keys still apply on top), ``experiment=NAME`` picks
-the experiment. Everything is merged into the typed dataclass schema
+the experiment.
+
+Files are looked up along a *search path*: the folders of ``--config-dir DIR`` (repeatable) and of
+``$MEDSORA_CONFIG_PATH`` (``os.pathsep``-separated), in that order, then the shipped ``configs/``
+(installed with the package). The first folder holding ``<group>/<name>.yaml`` wins, so a user of an
+installed package keeps their own experiment/model/data files whose ``defaults:`` name shipped ones.
+A name ending in ``.yaml`` (``experiment=runs/my_run.yaml``, ``- model: ../my_model.yaml``) is a file
+path: relative to the current folder on the command line, to the naming file in a ``defaults:`` list. Everything is merged into the typed dataclass schema
 :class:`medsora.config.schema.RunConfig`, one source at a time, so an unknown key, a wrong
 type, a value outside its allowed choices or a missing required key fails at
 start-up with the full key path *and* the file (or "command line") it came from.
@@ -27,9 +34,15 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from medsora.config.fields import field_problem
 from medsora.config.schema import GROUPS, RunConfig
+from medsora.config.yaml_io import YAMLInputError, load_yaml_text, read_yaml_file, yaml_error_line
 
-__all__ = ["ConfigError", "config_dir", "compose", "parse_cli", "to_yaml", "list_configs"]
+__all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "compose",
+           "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
+
+PATH_ENV = "MEDSORA_CONFIG_PATH"
+"""Environment variable: user config folders searched before the shipped ones (``os.pathsep``-separated)."""
 
 
 class ConfigError(ValueError):
@@ -37,22 +50,77 @@ class ConfigError(ValueError):
 
 
 def config_dir() -> Path:
-    """The configs folder: ``$MEDSORA_CONFIG_DIR`` or ``configs/`` beside the package."""
+    """The shipped configs folder: ``$MEDSORA_CONFIG_DIR`` if set, else ``medsora/configs`` of an
+    installed package (package data), else ``configs/`` of the source checkout."""
     env = os.environ.get("MEDSORA_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[1]
+    installed = here / "configs"
+    return installed if installed.is_dir() else here.parent / "configs"
+
+
+def search_path(root: Path | None = None) -> list[Path]:
+    """The folders config names are looked up in, first match wins: ``$MEDSORA_CONFIG_PATH``'s
+    (which ``--config-dir`` extends), then :func:`config_dir`. ``root`` replaces the whole path.
+
+    Raises:
+        ConfigError: a folder on the path does not exist (naming it and where it was set).
+    """
+    if root is not None:
+        return [Path(root)]
+    dirs = []
+    for entry in os.environ.get(PATH_ENV, "").split(os.pathsep):
+        if not entry:
+            continue
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"{PATH_ENV} (or --config-dir): '{entry}' is not a folder; give folders holding "
+                              "<group>/<name>.yaml files, e.g. my_configs/experiment/my_run.yaml")
+        dirs.append(folder.resolve())
+    return [*dirs, config_dir()]
+
+
+def use_config_dirs(dirs: Sequence[str | os.PathLike]) -> None:
+    """Put ``dirs`` (``--config-dir``, in order) first on the search path of this process and of the
+    processes it starts (sweep runs, DDP ranks), through ``$MEDSORA_CONFIG_PATH``.
+
+    Raises:
+        ConfigError: a folder does not exist.
+    """
+    resolved = []
+    for d in dirs:
+        folder = Path(d).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {d}: no such folder (it should hold <group>/<name>.yaml files, "
+                              f"e.g. {d}/experiment/my_run.yaml)")
+        resolved.append(str(folder.resolve()))
+    current = [e for e in os.environ.get(PATH_ENV, "").split(os.pathsep) if e]
+    merged = list(dict.fromkeys([*resolved, *current]))
+    if merged:
+        os.environ[PATH_ENV] = os.pathsep.join(merged)
+
+
+def add_config_dir_argument(parser) -> None:
+    """Add the repeatable ``--config-dir DIR`` option to an ``argparse`` parser (apply it with :func:`use_config_dirs`)."""
+    parser.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                        help=f"a folder of your own configs (<group>/<name>.yaml), searched before the shipped ones; "
+                             f"repeatable, first wins; also ${PATH_ENV}")
 
 
 def list_configs(group: str, root: Path | None = None) -> list[str]:
-    """Names of the YAML files available for a group (e.g. ``experiment``)."""
-    folder = (root or config_dir()) / group
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    """Names of the YAML files available for a group (e.g. ``experiment``) along the search path."""
+    names = set()
+    for folder in search_path(root):
+        names.update(p.stem for p in (folder / group).glob("*.yaml"))
+    return sorted(names)
 
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        data = read_yaml_file(path)  # bounded: refuses alias bombs and oversized files
+    except YAMLInputError as err:
+        raise ConfigError(str(err)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -60,12 +128,28 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _group_file(root: Path, group: str, name: str, origin: str) -> Path:
-    path = root / group / f"{name}.yaml"
-    if not path.is_file():
-        choices = ", ".join(list_configs(group, root)) or "none"
-        raise ConfigError(f"{origin}: no config '{group}/{name}.yaml' in {root} (available: {choices})")
-    return path
+def _is_file_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
+
+
+def _group_file(path: list[Path], group: str, name: str, origin: str, base: Path | None = None) -> Path:
+    """The file ``name`` of ``group``: a ``.yaml`` path (relative to ``base``, default the current
+    folder), or the first ``<dir>/<group>/<name>.yaml`` along ``path``."""
+    if _is_file_name(name):
+        file = Path(name).expanduser()
+        if not file.is_absolute() and base is not None:
+            file = base / file
+        if not file.is_file():
+            raise ConfigError(f"{origin}: {group} file '{name}' not found (looked at {file.resolve()})")
+        return file
+    for folder in path:
+        file = folder / group / f"{name}.yaml"
+        if file.is_file():
+            return file
+    choices = sorted({p.stem for folder in path for p in (folder / group).glob("*.yaml")})
+    where = ", ".join(str(folder) for folder in path)
+    raise ConfigError(f"{origin}: no config '{group}/{name}.yaml' in {where} (available: {', '.join(choices) or 'none'}; "
+                      f"add folders with --config-dir DIR or ${PATH_ENV}, or give a file: {group}=path/to/file.yaml)")
 
 
 def _flatten(tree: Any, prefix: str = "") -> Iterable[str]:
@@ -87,8 +171,8 @@ def _get(tree: Any, dotted: str) -> Any:
 class _Composer:
     """Merges sources into the structured schema, remembering where each key came from."""
 
-    def __init__(self, root: Path, swaps: dict[str, str] | None = None):
-        self.root = root
+    def __init__(self, path: list[Path], swaps: dict[str, str] | None = None):
+        self.path = path
         self.swaps = dict(swaps or {})  # group -> file chosen on the command line
         self.used_swaps: set[str] = set()
         self.cfg: DictConfig = OmegaConf.structured(RunConfig)
@@ -107,15 +191,15 @@ class _Composer:
             if _get(tree, key) == "???":  # OmegaConf's merge keeps the old value under '???'
                 OmegaConf.update(self.cfg, key, "???", merge=False)
 
-    def component(self, group: str, name: str, origin: str) -> None:
-        path = _group_file(self.root, group, name, origin)
+    def component(self, group: str, name: str, origin: str, base: Path | None = None) -> None:
+        path = _group_file(self.path, group, name, origin, base)
         tree = _read_yaml(path)
         if "defaults" in tree:
             raise ConfigError(f"{path}: component files cannot have a 'defaults' list")
         self.merge({group: tree}, str(path))
 
-    def experiment(self, name: str, origin: str) -> None:
-        path = _group_file(self.root, "experiment", name, origin)
+    def experiment(self, name: str, origin: str, base: Path | None = None) -> None:
+        path = _group_file(self.path, "experiment", name, origin, base).resolve()
         if str(path) in self._visiting:
             raise ConfigError(f"{path}: experiment defaults form a cycle: {' -> '.join(self._visiting)}")
         self._visiting.append(str(path))
@@ -134,13 +218,13 @@ class _Composer:
             (group, value), = entry.items()
             group = str(group).lstrip("/")
             if group == "experiment":
-                self.experiment(str(value), str(path))
+                self.experiment(str(value), str(path), path.parent)
             elif group in GROUPS:
                 if group in self.swaps:  # the command line replaces this defaults entry, like Hydra
                     self.used_swaps.add(group)
                     self.component(group, self.swaps[group], "command line")
                 else:
-                    self.component(group, str(value), str(path))
+                    self.component(group, str(value), str(path), path.parent)
             else:
                 raise ConfigError(f"{path}: unknown defaults group '{group}' (groups: experiment, {', '.join(GROUPS)})")
         if not self_done:
@@ -167,16 +251,32 @@ def parse_cli(args: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
 _YAML_BOOLS = {"False": "off", "True": "on"}
 
 
-def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
+def _source(origin: dict[str, str], key: str) -> str:
+    """Where ``key`` (or the nearest section or list holding it) was set."""
+    while key:
+        if key in origin:
+            return origin[key]
+        key = key.rpartition(".")[0]
+    return "defaults"
+
+
+def _check_values(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, str]) -> None:
+    """Every field's own constraints (choices, bounds, paths that must exist), then each section's
+    ``checks`` rules between fields; the first problem fails naming the key and its source."""
     for field in dataclasses.fields(schema):
         key = f"{prefix}.{field.name}" if prefix else field.name
         value = cfg[field.name]
         sub = field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if dataclasses.is_dataclass(sub):
-            _check_choices(value, type(sub), key, origin)
+            _check_values(value, type(sub), key, origin)
             continue
+        if OmegaConf.is_missing(cfg, field.name) or value is None:
+            continue
+        problem = field_problem(value, field.metadata)
+        if problem:
+            raise ConfigError(f"{_source(origin, key)}: '{key}' = {value!r} {problem}")
         choices = field.metadata.get("choices")
-        if choices is None or OmegaConf.is_missing(cfg, field.name) or value is None:
+        if choices is None:
             continue
         if isinstance(value, str) and value in _YAML_BOOLS and value not in choices and _YAML_BOOLS[value] in choices:
             # YAML 1.1 reads a bare off/no (on/yes) as a boolean, which a str field stores as 'False' ('True'):
@@ -188,25 +288,54 @@ def _check_choices(cfg: DictConfig, schema: type, prefix: str, origin: dict[str,
             if item not in choices:
                 source = origin.get(key, "defaults")
                 raise ConfigError(f"{source}: '{key}' = {item!r} is not one of {list(choices)}")
+    rules = getattr(schema, "checks", None)
+    for name, problem in (rules(cfg) if rules else ()):
+        key = f"{prefix}.{name}" if prefix else name
+        value = OmegaConf.select(cfg, name)
+        shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        raise ConfigError(f"{_source(origin, key)}: '{key}' = {shown!r} {problem}")
+
+
+def _interpolated(node: Any, prefix: str = "") -> Iterable[tuple[Any, Any, str]]:
+    """(parent, name, dotted key) of every ``${...}`` value under ``node``."""
+    names = range(len(node)) if OmegaConf.is_list(node) else list(node.keys()) if OmegaConf.is_dict(node) else ()
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if OmegaConf.is_interpolation(node, name):
+            yield node, name, key
+            continue
+        child = node._get_node(name)
+        if OmegaConf.is_config(child):
+            yield from _interpolated(child, key)
+
+
+def _resolve(cfg: DictConfig, origin: dict[str, str]) -> None:
+    """Resolve every ``${...}`` (``${oc.env:VAR}``, references) now, each value checked against its type."""
+    for parent, name, key in list(_interpolated(cfg)):
+        try:
+            parent[name]
+        except OmegaConfBaseException as err:
+            msg = " ".join(str(err).split("\n")[0].split())
+            raise ConfigError(f"{_source(origin, key)}: '{key}' cannot be resolved: {msg}") from None
+    OmegaConf.resolve(cfg)
 
 
 def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: Path | None = None) -> DictConfig:
     """Build the validated config of a run.
 
     Args:
-        experiment: name of ``configs/experiment/<name>.yaml``; ``None`` uses the
+        experiment: name of ``experiment/<name>.yaml`` on the search path, or a ``.yaml`` file; ``None`` uses the
             schema defaults plus the overrides alone.
         overrides: command-line style ``key=value`` strings (group swaps allowed).
-        root: configs folder (default :func:`config_dir`).
+        root: the only configs folder to search (default: :func:`search_path`).
     Returns:
         A read-only structured ``DictConfig`` typed by :class:`RunConfig`.
     Raises:
         ConfigError: naming the key path and its source file for any problem.
     """
-    root = root or config_dir()
     cli_experiment, swaps, dotlist = parse_cli(list(overrides))
     experiment = cli_experiment or experiment
-    comp = _Composer(root, dict(swap.split("=", 1) for swap in swaps))
+    comp = _Composer(search_path(root), dict(swap.split("=", 1) for swap in swaps))
     if experiment:
         comp.experiment(experiment, "command line")
     for group, name in comp.swaps.items():  # groups the experiment did not list: merged on top
@@ -216,18 +345,25 @@ def compose(experiment: str | None = None, overrides: Sequence[str] = (), root: 
         for item in dotlist:
             key, value = item.split("=", 1)
             try:
+                load_yaml_text(value, f"command line ({key})")  # bounded, one-line errors
                 tree = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+            except YAMLInputError as err:
+                raise ConfigError(str(err)) from None
+            except yaml.YAMLError as err:
+                raise ConfigError(f"command line: cannot parse '{item}': {yaml_error_line(err)}") from None
             except OmegaConfBaseException as err:
-                raise ConfigError(f"command line: cannot parse '{item}': {err}") from None
+                msg = " ".join(str(err).split("\n")[0].split())
+                raise ConfigError(f"command line: cannot parse '{item}': {msg}") from None
             comp.merge(tree, f"command line ({key})")
     cfg = comp.cfg
+    _resolve(cfg, comp.origin)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(
             "required keys are not set: " + ", ".join(missing)
             + " — set them in the experiment file or on the command line (key=value)"
         )
-    _check_choices(cfg, RunConfig, "", comp.origin)
+    _check_values(cfg, RunConfig, "", comp.origin)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -133,4 +133,5 @@ def tensorboard_video(writer, tag: str, video: torch.Tensor, step: int, fps: flo
     frames = to_uint8(video[None])[0]
     _, h, w, _ = frames.shape
     image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=_gif_bytes(frames, fps))
+    # private torch API (no public call writes a raw Summary); checked by tests/data/test_data_tensorboard_video.py
     writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)

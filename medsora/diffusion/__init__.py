@@ -6,13 +6,23 @@
   for a list of seeded generators (:func:`sample_generators`);
 * :func:`train_scheduler`, :func:`sampling_scheduler` — the configured diffusers schedulers.
 """
-from medsora.diffusion.guidance import guided_prediction
-from medsora.diffusion.objective import DiffusionObjective
-from medsora.diffusion.sampler import sample_generators, sample_latents
-from medsora.diffusion.schedules import sampling_scheduler, train_scheduler
-from medsora.diffusion.schema import DiffusionConfig
+import importlib
 
-__all__ = [
-    "DiffusionConfig", "DiffusionObjective", "guided_prediction", "sample_generators", "sample_latents",
-    "sampling_scheduler", "train_scheduler",
-]
+_LAZY = {
+    "DiffusionConfig": "medsora.diffusion.schema",
+    "DiffusionObjective": "medsora.diffusion.objective",
+    "guided_prediction": "medsora.diffusion.guidance",
+    "sample_generators": "medsora.diffusion.sampler",
+    "sample_latents": "medsora.diffusion.sampler",
+    "sampling_scheduler": "medsora.diffusion.schedules",
+    "train_scheduler": "medsora.diffusion.schedules",
+}
+"""Imported on first use: the config schema reads ``medsora.diffusion.schema`` without loading diffusers."""
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medsora.diffusion' has no attribute {name!r}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -31,8 +30,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.export"))

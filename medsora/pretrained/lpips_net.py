@@ -5,6 +5,11 @@ from the internet. :func:`alexnet_lpips` builds torchmetrics' network with a ran
 (``pnet_rand=True``: no download) and loads the backbone from the standard torchvision AlexNet
 checkpoint (``alexnet-owt-7be5be79.pth``). Used by the VAE's perceptual loss
 (:mod:`medsora.vae.lpips`) and by the LPIPS metric (:mod:`medsora.metrics.reconstruction`).
+
+``_NoTrainLpips`` is private to torchmetrics: its public ``LearnedPerceptualImagePatchSimilarity``
+builds the same network but loads the backbone through torchvision's download cache and only
+returns batch means. The private class is pinned by ``torchmetrics<2.0`` in setup.py and its use
+here is checked by ``tests/vae/test_vae_losses.py`` and the LPIPS tests of ``tests/metrics``.
 """
 from __future__ import annotations
 

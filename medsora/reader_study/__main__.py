@@ -89,4 +89,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from medsora.cli import run_cli
+
+    raise SystemExit(run_cli(main, "medsora.reader_study"))

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from medsora.sweeps.children import run_child
+
 PREPARE_DIR = "_prepared"
 
 
@@ -39,9 +41,12 @@ def prepare(vae_experiment: str, base: str, overrides: Sequence[str], common: Se
     vae_runs = folder / "vae"
     train = [sys.executable, "-m", "medsora.fit", f"experiment={vae_experiment}", *overrides, *common,
              f"out_dir={vae_runs}", "trainer.enable_progress_bar=false"]
+    if any(vae_runs.glob("*/version_*/checkpoints/*.ckpt")):
+        train.append("ckpt=last")  # an interrupted sweep: continue its VAE
     log.write("$ " + " ".join(train) + "\n")
     log.flush()
-    subprocess.run(train, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if run_child(train, log) != 0:  # dies with the sweep (medsora.sweeps.children)
+        raise subprocess.CalledProcessError(1, train)
     ckpts = sorted(vae_runs.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not ckpts:
         raise RuntimeError(f"the VAE experiment '{vae_experiment}' wrote no last.ckpt under {vae_runs}")
@@ -50,7 +55,8 @@ def prepare(vae_experiment: str, base: str, overrides: Sequence[str], common: Se
               "--no-progress"]
     log.write("$ " + " ".join(encode) + "\n")
     log.flush()
-    subprocess.run(encode, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if run_child(encode, log) != 0:
+        raise subprocess.CalledProcessError(1, encode)
     done.write_text(json.dumps({"vae_experiment": vae_experiment, "vae_overrides": list(overrides),
                                 "overrides": result}, indent=2))
     return result

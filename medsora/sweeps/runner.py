@@ -3,7 +3,9 @@
 Each variant runs ``python -m medsora.fit experiment=BASE <overrides> name=V out_dir=OUT/V``
 in its own process (so a crash or an out-of-memory in one variant loses nothing of the
 others), one after another, or several at a time: one per device given, or ``jobs`` at a
-time on the CPU. A finished variant leaves ``OUT/V/result.json``; a rerun skips it.
+time on the CPU. A finished variant leaves ``OUT/V/result.json``; a rerun skips it, and resumes a
+variant that was interrupted (``ckpt=last``: its newest checkpoint). Children die with the sweep
+(:mod:`medsora.sweeps.children`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from medsora.sweeps import results
+from medsora.sweeps.children import run_child
 from medsora.sweeps.prepare import prepare
 from medsora.sweeps.spec import SweepSpec, Variant, vae_only, validate
 
@@ -51,31 +54,43 @@ def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
     samples, scores = run_dir / "samples", run_dir / "eval.json"
     sample_cmd = [sys.executable, "-m", "medsora.sample", "--ckpt", str(ckpts[-1]), "--num", str(ev.get("num", 16)),
                   "--out", str(samples), "--steps", str(ev.get("steps", 50)), "--sampler", str(ev.get("sampler", "ddim"))]
-    subprocess.run(sample_cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if run_child(sample_cmd, log) != 0:
+        raise subprocess.CalledProcessError(1, sample_cmd)
     eval_cmd = [sys.executable, "-m", "medsora.evaluate", "--real", str(ev.get("real", "demo")), "--fake", str(samples),
                 "--out", str(scores)]
     if ev.get("metrics"):
         eval_cmd += ["--metrics", ",".join(ev["metrics"])]
-    subprocess.run(eval_cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if run_child(eval_cmd, log) != 0:
+        raise subprocess.CalledProcessError(1, eval_cmd)
     data = results.load_json(scores)
     metrics = data.get("metrics", data)
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
+def variant_dir(out_dir: Path, name: str) -> Path:
+    """``OUT/NAME``, refusing a name that would leave ``OUT`` (names are sanitised by the spec already)."""
+    path = (out_dir / name).resolve()
+    if name in ("", ".", "..") or path.parent != out_dir.resolve():
+        raise ValueError(f"sweep variant name {name!r} would write outside {out_dir}")
+    return out_dir / name
+
+
 def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, cost: dict[str, float] | None,
                 extra: Sequence[str] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
     """Train one variant in a subprocess; returns its result row (also written to result.json)."""
-    run_dir = out_dir / variant.name
+    run_dir = variant_dir(out_dir, variant.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     cmd = fit_command(spec, variant, run_dir, extra)
+    if any((run_dir / variant.name).glob("version_*/checkpoints/*.ckpt")):
+        cmd.append("ckpt=last")  # an earlier sweep was interrupted in this variant: continue it
     start = time.time()
-    with (run_dir / "train.log").open("w") as log:
+    with (run_dir / "train.log").open("a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        returncode = run_child(cmd, log, env={**os.environ, **(env or {})})
         row: dict[str, Any] = {"variant": variant.name, **(cost or {})}
-        if proc.returncode != 0:
-            row["status"] = f"failed (exit {proc.returncode}, see {run_dir / 'train.log'})"
+        if returncode != 0:
+            row["status"] = f"failed (exit {returncode}, see {run_dir / 'train.log'})"
             return row
         row.update(results.summarize_run(run_dir))
         if spec.evaluate:

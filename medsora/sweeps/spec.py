@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medsora.config import ConfigError, compose
+from medsora.config.yaml_io import YAMLInputError, read_yaml_file
 
 _ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae", "match_params"}
 _EVAL_ALLOWED = {"real", "metrics", "num", "steps", "sampler"}
@@ -66,7 +65,8 @@ def _format_value(value: Any) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "variant"
+    """A folder name from a variant name: letters, digits, ``_ . -``; no leading dots (``..`` stays inside --out)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "variant"
 
 
 def _as_overrides(items: Any, where: str) -> list[str]:
@@ -78,11 +78,21 @@ def _as_overrides(items: Any, where: str) -> list[str]:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Parse a sweep file and expand it into variants (not yet validated)."""
+    """Parse a sweep file (a path, or the name of ``sweep/<name>.yaml`` on the config search path)
+    and expand it into variants (not yet validated)."""
     path = Path(path)
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
+        from medsora.config.loader import search_path
+
+        path = next((d / "sweep" / f"{path}.yaml" for d in search_path() if (d / "sweep" / f"{path}.yaml").is_file()),
+                    path)
     if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raise ConfigError(f"sweep file not found: {path} (give a file, or the name of a sweep/<name>.yaml on the "
+                          "config search path: --config-dir / $MEDSORA_CONFIG_PATH / the shipped configs)")
+    try:
+        data = read_yaml_file(path) or {}  # bounded (alias bombs), one-line errors
+    except YAMLInputError as err:
+        raise ConfigError(str(err)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with 'base' and 'variants'/'grid'")
     unknown = set(data) - _ALLOWED

@@ -29,6 +29,7 @@ from medsora.pretrained.frozen import Frozen
 from medsora.training.batch_random import BatchRandom
 from medsora.training.module_base import MedSoraModule, run_config
 from medsora.training.sampling_mixin import SamplingMixin
+from medsora.training.vae_record import RECORD_KEY, check_vae, vae_fingerprint
 
 __all__ = ["DiffusionModule", "run_config", "LOSS_TERMS"]
 
@@ -47,7 +48,8 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
             for sampling from a checkpoint.
     """
 
-    def __init__(self, cfg: DictConfig | dict, modalities: Optional[Sequence[str]] = None, for_training: bool = True):
+    def __init__(self, cfg: DictConfig | dict, modalities: Optional[Sequence[str]] = None, for_training: bool = True,
+                 latents: Optional[dict] = None):
         modalities = sorted(set(modalities or []))
         super().__init__(cfg, modalities=modalities)
         cfg = self.cfg
@@ -56,7 +58,10 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         self._check_config()
 
         self._vae, vae_factor = self._load_vae(cfg)
-        self.scaling_factor = self._scaling_factor(cfg, vae_factor)
+        # a checkpoint's record (medsora.training.vae_record) fixes the scale: sampling needs no encode cache
+        self.scaling_factor = float(latents["scaling_factor"]) if latents else self._scaling_factor(cfg, vae_factor)
+        self.vae_record = {"scaling_factor": self.scaling_factor, "vae_ckpt": cfg.vae.ckpt,
+                           "vae_fingerprint": vae_fingerprint(self._vae.module) if self._vae is not None else None}
 
         from medsora.cond import build_condition_encoder
         from medsora.training.model_factory import build_backbone
@@ -306,9 +311,22 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         # linear warmup over optimizer steps, then constant (MedSora/DiT use a constant rate)
         return self.adamw(params, lr=self.cfg.train.lr)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[RECORD_KEY] = dict(self.vae_record)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed run must decode with the VAE it was trained with (see ``vae_record``)."""
+        record = checkpoint.get(RECORD_KEY)
+        if record:
+            check_vae(record, self.vae_record["vae_fingerprint"], str(self.cfg.vae.ckpt), "the resumed checkpoint")
+
     @classmethod
-    def from_checkpoint(cls, path: str, map_location: Any = "cpu", overrides: Optional[dict] = None) -> "DiffusionModule":
+    def from_checkpoint(cls, path: str, map_location: Any = "cpu", overrides: Optional[dict] = None,
+                        force_vae: bool = False) -> "DiffusionModule":
         """A module for sampling from a training checkpoint (its EMA weights when EMA was on).
+
+        The latent scale and the VAE's fingerprint come from the checkpoint; a VAE with another
+        fingerprint is refused (:class:`medsora.training.vae_record.VAEMismatchError`) unless ``force_vae``.
 
         Args:
             overrides: nested dict merged into the stored config, e.g. ``{"vae": {"ckpt": PATH}}``
@@ -323,6 +341,9 @@ class DiffusionModule(SamplingMixin, MedSoraModule):
         cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(hp["cfg"]),
                               OmegaConf.create(overrides or {}))
         OmegaConf.set_readonly(cfg, True)
-        module = cls(cfg, hp.get("modalities"), for_training=False)
+        record = ckpt.get(RECORD_KEY)
+        module = cls(cfg, hp.get("modalities"), for_training=False, latents=record)
+        if record:
+            check_vae(record, module.vae_record["vae_fingerprint"], str(cfg.vae.ckpt), str(path), force=force_vae)
         module.load_state_dict(ckpt["state_dict"])
         return module.eval()

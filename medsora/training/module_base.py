@@ -66,6 +66,18 @@ class MedSoraModule(L.LightningModule):
         self.last_skip = None
         return True
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, except under FSDP: there ``trainer.gradient_clip_val`` is applied with
+        ``FullyShardedDataParallel.clip_grad_norm_`` on the wrapped root (the norm over all shards), which
+        Lightning's FSDP precision plugin does not do."""
+        clip = float(self.cfg.trainer.gradient_clip_val or 0)
+        if self.cfg.trainer.strategy == "fsdp":
+            if clip > 0:
+                self.trainer.strategy.model.clip_grad_norm_(clip)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
+
     def adamw(self, params: Iterable[torch.nn.Parameter], lr: float) -> dict:
         """AdamW over ``params`` with the ``train:`` recipe and a per-step warm-up schedule."""
         train = self.cfg.train

@@ -18,13 +18,40 @@ __all__ = ["SamplingMixin"]
 class SamplingMixin:
     """``condition_for`` and ``generate`` for :class:`medsora.training.diffusion_module.DiffusionModule`."""
 
+    def conditioning(self) -> str:
+        """What the model is conditioned on, in words (for messages)."""
+        enc = self.cond_encoder
+        if enc is None:
+            return "nothing (unconditional: cond.modality and cond.text are off)"
+        parts = []
+        if enc.modality is not None:
+            parts.append(f"modality ({', '.join(enc.modalities)})")
+        if enc.text_encoder is not None:
+            parts.append(f"text through the template {enc.template!r} only (cond.use_template)" if enc.use_template
+                         else "text (captions)")
+        return " and ".join(parts)
+
+    def check_conditions(self, modalities=None, prompts=None, negative_prompt: Optional[str] = None) -> None:
+        """Refuse conditions the model was not trained on, naming what it is conditioned on.
+
+        A modality needs the modality embedding or a text model (the template names it); a prompt
+        or a negative prompt needs free-text conditioning.
+        """
+        enc = self.cond_encoder
+        what = self.conditioning()
+        free_text = enc is not None and enc.text_encoder is not None and not enc.use_template
+        if (prompts or negative_prompt) and not free_text:
+            flag = "--prompt" if prompts else "--negative-prompt"
+            raise ValueError(f"{flag}: this model is not conditioned on free text; it is conditioned on {what}"
+                             + ("; give --modality instead" if enc is not None else "; drop " + flag))
+        if modalities and (enc is None or (enc.modality is None and enc.text_encoder is None)):
+            raise ValueError(f"--modality: this model is not conditioned on modality; it is conditioned on {what}")
+
     def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
                       prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None):
         """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None)."""
+        self.check_conditions(modalities, prompts, negative_prompt)
         if self.cond_encoder is None:
-            if modalities or prompts:
-                raise ValueError("this model is unconditional (cond.modality and cond.text are off): "
-                                 "drop --modality/--prompt")
             return None, None
         if modalities is None and prompts is None:
             prompts = [""] * n  # without prompts, captions fall back to the template

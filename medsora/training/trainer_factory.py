@@ -7,11 +7,11 @@ from typing import Callable, Optional, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 
 from medsora.config import ConfigError
 from medsora.training.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
-from medsora.training.checkpointing import AtomicCheckpointIO
+from medsora.training.checkpointing import AtomicCheckpointIO, RunCheckpoint
 from medsora.training.progress import StepProgressBar
 
 __all__ = ["build_trainer", "build_strategy", "resolve_precision", "parse_devices", "batch_size_of"]
@@ -20,6 +20,8 @@ __all__ = ["build_trainer", "build_strategy", "resolve_precision", "parse_device
 # that), and DiffusionModule.training_step returns None on purpose to skip a non-finite step.
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended")
 warnings.filterwarnings("ignore", message=".*`training_step` returned `None`")
+# A moved run folder resumes where it now lives (medsora.training.checkpointing): expected, not a problem.
+warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
 
 def parse_devices(devices: str):
@@ -75,8 +77,8 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
                   sample_videos: bool = False, extra_callbacks: Sequence = ()) -> L.Trainer:
     """The Trainer of a run.
 
-    Callbacks: atomic checkpoints every ``trainer.checkpoint_every_n_steps`` steps plus
-    ``last.ckpt``; EMA (``train.ema``, ``train.ema_decay``); the non-finite loss guard;
+    Callbacks: atomic checkpoints every ``trainer.checkpoint_every_n_steps`` steps and at the
+    final step, plus ``last.ckpt`` (always the newest state); EMA (``train.ema``, ``train.ema_decay``); the non-finite loss guard;
     learning rate, throughput (samples/s, tokens/s with ``tokens_fn``), peak memory and data
     counters; the data-order resume hook; sample videos (``sample_videos``, every
     ``trainer.sample_every_n_steps`` and at the end).
@@ -84,8 +86,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
     t = cfg.trainer
     log_dir = Path(logger.log_dir) if logger is not None else Path(cfg.out_dir) / cfg.name
     callbacks = [
-        ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="step={step:07d}", auto_insert_metric_name=False,
-                        every_n_train_steps=max(1, int(t.checkpoint_every_n_steps)), save_top_k=-1, save_last=True),
+        RunCheckpoint(log_dir / "checkpoints", int(t.checkpoint_every_n_steps)),
         NonFiniteLossGuard(t.max_bad_steps, float(t.max_skipped_fraction)),
         Throughput(batch_size_of, tokens_fn),
     ]
@@ -115,7 +116,9 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         check_val_every_n_epoch=None if validate_by_steps else 1,
         limit_val_batches=t.limit_val_batches,
         accumulate_grad_batches=int(t.accumulate_grad_batches),
-        gradient_clip_val=float(t.gradient_clip_val) or None,
+        # under FSDP the module clips with FSDP's own sharded norm (MedSoraModule.configure_gradient_clipping):
+        # Lightning's FSDP precision plugin refuses norm clipping
+        gradient_clip_val=None if t.strategy == "fsdp" else (float(t.gradient_clip_val) or None),
         enable_progress_bar=bool(t.enable_progress_bar),
         deterministic=bool(t.deterministic),
         num_sanity_val_steps=0,

@@ -8,16 +8,21 @@ Public API:
 * :func:`load_vae` — ``load_vae(ckpt_path) -> (vae in eval mode, scaling_factor)``.
 * :class:`VAELoss`, :func:`focal_frequency_loss`, :func:`high_frequency_error`.
 """
-from medsora.vae.losses import VAELoss, focal_frequency_loss
-from medsora.vae.model import FreqCompVAE
-from medsora.vae.spectrum import high_frequency_error
+import importlib
 
-__all__ = ["FreqCompVAE", "VAELoss", "focal_frequency_loss", "high_frequency_error", "load_vae"]
+_LAZY = {
+    "FreqCompVAE": "medsora.vae.model",
+    "VAELoss": "medsora.vae.losses",
+    "focal_frequency_loss": "medsora.vae.losses",
+    "high_frequency_error": "medsora.vae.spectrum",
+    "load_vae": "medsora.vae.checkpoint",
+}
+"""Imported on first use: the config schema reads ``medsora.vae.schema`` without loading diffusers."""
+
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
-    if name == "load_vae":
-        from medsora.vae.checkpoint import load_vae
-
-        return load_vae
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'medsora.vae' has no attribute {name!r}")

@@ -36,4 +36,5 @@ def log_reconstructions(writer, tag: str, inputs: torch.Tensor, recons: torch.Te
     image = Summary.Image(
         height=frames.shape[1], width=frames.shape[2], colorspace=3, encoded_image_string=gif_bytes(frames, fps)
     )
+    # private torch API (no public call writes a raw Summary); checked by tests/data/test_data_tensorboard_video.py
     writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)

@@ -12,7 +12,7 @@ from medsora.data.cache import (
 )
 from medsora.fit import fit_stage
 from medsora.training.diffusion_module import DiffusionModule
-from medsora.fit import build_datamodule
+from medsora.training.stage import build_datamodule
 
 TINY = [
     "model.depth=1", "model.hidden=32", "model.heads=4", "model.d_state=8", "model.headdim=8", "model.window=2",

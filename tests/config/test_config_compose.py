@@ -39,7 +39,8 @@ def test_experiment_inheritance_and_self_order(root):
 
 
 def test_command_line_overrides_and_group_swap(root):
-    cfg = compose(overrides=["experiment=base", "data.size=128", "model=b", "model.blocks=[full_attn]"], root=root)
+    cfg = compose(overrides=["experiment=base", "data.size=128", "model=b", "model.blocks=[full_attn]",
+                                  "align.tap=full_attn"], root=root)
     assert cfg.data.size == 128
     assert cfg.model.hidden == 48 and cfg.model.depth == 2  # b swaps in over a; depth back to... a's value is kept
     assert list(cfg.model.blocks) == ["full_attn"]
@@ -110,23 +111,28 @@ def test_parse_cli_rejects_non_overrides():
 
 
 @pytest.mark.parametrize("name", list_configs("experiment"))
-def test_every_shipped_experiment_composes(name):
+def test_every_shipped_experiment_composes(name, tmp_path):
     """Every experiment file in configs/ composes against the schema (no unknown keys, valid choices)."""
     try:
         cfg = compose(name)
     except ConfigError as err:  # experiments for real data leave paths (data.root, ...) to the command line
         required = str(err).split("required keys are not set: ")[1].split(" — ")[0].split(", ")
-        assert set(required) <= {"data.root", "cond.text_encoder", "train.init_from"}, required
-        cfg = compose(name, overrides=[f"{key}=/given/{key}" for key in required])
-        assert all(OmegaConf.select(cfg, key) == f"/given/{key}" for key in required)
+        assert set(required) <= {"data.root", "cond.text_encoder", "train.init_from", "align.teacher.encoder"}, required
+        given = {key: tmp_path / key for key in required}  # paths that must exist do (a folder, or a file)
+        for key, path in given.items():
+            path.mkdir() if key != "train.init_from" else path.write_bytes(b"")
+        cfg = compose(name, overrides=[f"{key}={path}" for key, path in given.items()])
+        assert all(OmegaConf.select(cfg, key) == str(path) for key, path in given.items())
     assert OmegaConf.is_readonly(cfg)
     assert cfg.stage in ("vae", "diffusion", "demo")
 
 
-def test_shipped_component_files_compose():
+def test_shipped_component_files_compose(tmp_path):
+    encoder = f"align.teacher.encoder={tmp_path}"  # required by align=ofra_reference; must exist
     for group in ("data", "vae", "model", "diffusion", "align", "cond", "train", "trainer"):
         for name in list_configs(group):
-            compose(overrides=[f"{group}={name}", "data.root=/x"] if group != "data" else [f"data={name}", "data.root=/x"])
+            compose(overrides=[f"{group}={name}", "data.root=/x", encoder] if group != "data"
+                    else [f"data={name}", "data.root=/x", encoder])
     assert (config_dir() / "experiment").is_dir()
 
 
@@ -138,7 +144,9 @@ def test_required_marker_overrides_an_inherited_default(tmp_path):
     (root / "experiment" / "child.yaml").write_text("defaults:\n  - experiment: base\ntrain:\n  init_from: ???\n")
     with pytest.raises(ConfigError, match="required keys are not set: train.init_from"):
         compose("child", root=root)
-    assert compose("child", ["train.init_from=/stage1.ckpt"], root=root).train.init_from == "/stage1.ckpt"
+    stage1 = tmp_path / "stage1.ckpt"
+    stage1.write_bytes(b"")  # train.init_from must name an existing file
+    assert compose("child", [f"train.init_from={stage1}"], root=root).train.init_from == str(stage1)
     assert compose("child", ["train.init_from=null"], root=root).train.init_from is None
 
 

@@ -83,7 +83,11 @@ def test_fingerprint_records_teacher_weights_and_vae(tmp_path):
     assert fp["vae"]["ckpt_sha256"] == hashlib.sha256(b"weights").hexdigest()
     assert fp["align"]["weights"] == "random(seed=4)" and fp["align"]["patch"] == 2
     assert fp["data"]["demo_clips"] == cfg.data.demo_clips
-    missing = compose(overrides=["data.root=demo", "vae.ckpt=/nowhere.ckpt", "align.teacher.weights=/nowhere.pth"])
+    weights = tmp_path / "raft.pth"
+    weights.write_bytes(b"raft")
+    missing = compose(overrides=["data.root=demo", f"vae.ckpt={ckpt}", f"align.teacher.weights={weights}"])
+    ckpt.unlink()  # gone after start-up (compose itself refuses a path that does not exist)
+    weights.unlink()
     assert "vae" not in run_fingerprint(missing) and "weights" not in run_fingerprint(missing)["align"]
 
 

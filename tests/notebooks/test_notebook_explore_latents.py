@@ -22,6 +22,8 @@ def test_notebook_executes_and_draws_every_figure(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSORA_NB_CLIPS", "8")
     monkeypatch.setenv("MEDSORA_NB_OUT", str(tmp_path / "logs"))
     monkeypatch.delenv("MEDSORA_VAE_CKPT", raising=False)
+    # headless, as on servers and CI: the notebook must still draw its figures inline
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
     NotebookClient(nb, timeout=600, kernel_name="python3",

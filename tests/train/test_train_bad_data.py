@@ -14,7 +14,7 @@ from lightning.pytorch import Callback
 
 from medsora.data.cache import shard_path
 from medsora.data.table import DataError
-from medsora.fit import build_datamodule, fit_stage
+from medsora.training.stage import build_datamodule, fit_stage
 from medsora.training.callbacks import NonFiniteLossError
 from medsora.training.diffusion_module import DiffusionModule
 

@@ -33,7 +33,7 @@ def test_loading_refuses_pickled_code(tmp_path):
 
 def test_resolve_ckpt_finds_the_newest_last_and_explains_misses(tmp_path):
     assert resolve_ckpt(None, tmp_path) is None
-    with pytest.raises(FileNotFoundError, match="ckpt=last: no .*last.ckpt yet"):
+    with pytest.raises(FileNotFoundError, match=r"ckpt=last: no .*\.ckpt yet"):
         resolve_ckpt("last", tmp_path / "run")
     for version in ("version_0", "version_1"):
         AtomicCheckpointIO().save_checkpoint({"v": version}, tmp_path / "run" / version / "checkpoints" / "last.ckpt")

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Callback
 
 from medsora.data.datamodule import MAX_AUTO_WORKERS, default_workers
-from medsora.fit import build_datamodule, fit_stage
+from medsora.training.stage import build_datamodule, fit_stage
 from medsora.training.progress import StepProgressBar
 
 

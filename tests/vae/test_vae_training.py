@@ -166,12 +166,12 @@ def test_configuration_errors_are_explained(tmp_path):
         load_vae(tmp_path / "missing.ckpt")
 
 
-def test_experiment_configs_compose_into_a_vae_stage():
+def test_experiment_configs_compose_into_a_vae_stage(tmp_path):
     demo = compose("vae_demo", ["vae.lpips='off'"])
     assert demo.stage == "vae" and demo.vae.latent_channels == 4 and demo.data.root == "demo"
     module = VAEModule(demo)
     assert module.vae.latent_channels == 4 and module.vae.freq_comp
-    full = compose("vae_medsora", ["data.root=/data/videos", "vae.pretrained=/models/cogvideox"])
+    full = compose("vae_medsora", ["data.root=/data/videos", f"vae.pretrained={tmp_path}"])  # must be a folder
     assert full.vae.latent_channels == 16 and not full.vae.train_base and full.data.batch_size == 1
     with pytest.raises(ValueError, match="vae.pretrained=None"):
         VAEModule(compose("vae_medsora", ["data.root=/data/videos"]))
