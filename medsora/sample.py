@@ -139,8 +139,8 @@ def check_args(args: argparse.Namespace) -> None:
                              ("--steps", args.steps, 1), ("--fps", args.fps, 1)):
         if value is not None and value < low:
             raise ValueError(f"{name} = {value}: must be >= {low}")
-    if args.fps > 240:
-        raise ValueError(f"--fps = {args.fps}: must be <= 240")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps <= 240):
+        raise ValueError(f"--fps = {args.fps}: must be a number <= 240")
     if args.cfg is not None and not (math.isfinite(args.cfg) and args.cfg >= 0):
         raise ValueError(f"--cfg = {args.cfg}: the guidance scale must be a finite number >= 0 (1 = no guidance)")
     out = Path(args.out).expanduser()
