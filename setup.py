@@ -37,6 +37,7 @@ setup(
         "pydicom>=3.0",
         "nibabel>=5.2",
         "scikit-image>=0.23",
+        "tifffile>=2022.8",  # multi-page TIFF stacks (also a dependency of scikit-image)
         "scipy>=1.11",
         "numpy>=1.26",
         "matplotlib>=3.8",

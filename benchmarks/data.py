@@ -1,7 +1,8 @@
 """Throughput of the data pipeline on the embedded demo set, in clips per second.
 
 Generates the demo set into a fresh temporary cache (timed: the issue asks for under 30 s on
-2 cores), then iterates the training split of ``VideoDataModule`` with 0 and 2 DataLoader
+2 cores), then iterates ``VideoDataModule.train_dataloader()`` — the loader ``medsora.fit`` trains
+through (seeded per item, resumable, rank-sharding sampler) — with 0 and 2 DataLoader
 workers: decode (PyAV) -> temporal sampling -> short-side resize + random crop -> [-1, 1].
 Each repeat builds a fresh data module; the first epoch ("cold") includes starting the
 workers, the second ("warm") reuses the persistent workers. Figures are medians over

@@ -141,14 +141,14 @@ def evaluate(ckpt: Path, args, size: int = 32) -> dict:
     import torch
 
     from medsora.config import compose
-    from medsora.training.loaders import build_loaders
+    from medsora.training.stage import build_datamodule
     from medsora.metrics.base import to_uint8_frames
     from medsora.metrics.reconstruction import PSNR, SSIM, HighFrequencyError
     from medsora.vae import load_vae
 
     vae, factor = load_vae(ckpt)
     cfg = compose("vae_demo", [f"data.size={size}", "data.crop=center", "data.batch_size=1"])
-    _, val, _ = build_loaders(cfg)
+    val = build_datamodule(cfg).val_dataloader()
     metrics = {"psnr": PSNR(), "ssim": SSIM(), "hf_error": HighFrequencyError()}
     agree = {"chunk_max_abs": 0.0, "tiled_psnr": []}
     with torch.no_grad():

@@ -3,8 +3,8 @@
     python -m medsora.encode experiment=NAME vae.ckpt=PATH data.cache=OUT [key=value ...]
     torchrun --nproc-per-node 8 -m medsora.encode experiment=NAME vae.ckpt=PATH data.cache=OUT
 
-One pass over the train and val splits: each clip (the deterministic central clip of every
-video, centre crop, as in validation) goes through the frozen VAE encoder (posterior mean
+One pass over the train and val splits: each clip (``data.clips_per_video`` evenly spaced clips
+of every video — the central one by default — centre crop, as in validation) goes through the frozen VAE encoder (posterior mean
 and std, unscaled) and the frozen flow teacher (``align.*`` targets on the token grid);
 with ``cond.text`` its caption (the ``cond.template`` where empty) goes through the frozen
 T5 of ``cond.text_encoder`` (features of the real tokens, ``--text-dtype``), so that
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from medsora.config import ConfigError, compose
+from medsora.data.datamodule import default_workers
 from medsora.data.cache import (
     MANIFEST, fingerprint_differences, read_manifest, shard_items, shard_path, shard_plan, write_manifest,
     write_shard,
@@ -139,6 +140,7 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
             raise ConfigError(f"{flag} {value!r} is not one of {sorted(DTYPES)}")
     root = Path(str(cfg.data.cache)).expanduser()
     datasets = datasets if datasets is not None else clip_datasets(cfg.data, splits)
+    rates = [ds.clip_fps() for ds in datasets.values() if hasattr(ds, "clip_fps")]
     grid = token_grid(int(cfg.data.num_frames), int(cfg.data.size), int(cfg.data.size), int(cfg.model.patch),
                       temporal_stride=getattr(vae, "temporal_stride", 4))
     manifest = {
@@ -149,6 +151,7 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
         "flow_dim": teacher.dim,
         "dtype": dtype,
         "text": None,
+        "fps": next((r for r in rates if r), None),  # clip frame rate, for the samples of models trained on it
     }
     if text_encoder is not None:
         from medsora.cond.text_encoder import text_encoder_identity
@@ -161,6 +164,7 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
     vae.to(device)
     teacher.to(device)
     batch = int(batch_size or cfg.data.batch_size)
+    workers = default_workers() if cfg.data.num_workers is None else int(cfg.data.num_workers)
     jobs = [(s, i, rng) for s, ds in datasets.items() for i, rng in enumerate(shard_plan(len(ds), shard_size))
             if i % world_size == rank]
     todo = [job for job in jobs if shard_items(shard_path(root, job[0], job[1])) != job[2][1] - job[2][0]]
@@ -170,13 +174,15 @@ def encode_cache(cfg, vae, scaling_factor: float, teacher: FlowTeacher, vae_sha2
     began = time.perf_counter()
     for split, index, (start, stop) in todo:
         loader = DataLoader(Subset(datasets[split], range(start, stop)), batch_size=batch, shuffle=False,
-                            num_workers=int(cfg.data.num_workers))
+                            num_workers=workers)
         parts, records, text = [], [], []
         for item in loader:
             out = encode_batch(vae, teacher, item["video"].to(device), grid)
             parts.append({k: v.to("cpu", DTYPES[dtype]) for k, v in out.items()})
-            records += [{"caption": c, "modality": m, "path": p, "attributes": a}
-                        for c, m, p, a in zip(item["caption"], item["modality"], item["path"], item["attributes"])]
+            clips = item["clip"].tolist() if "clip" in item else [0] * len(item["path"])
+            attrs = item["attributes"] if "attributes" in item else ["{}"] * len(item["path"])
+            records += [{"caption": c, "modality": m, "path": p, "clip": k, "attributes": a}
+                        for c, m, p, k, a in zip(item["caption"], item["modality"], item["path"], clips, attrs)]
             if text_encoder is not None:
                 text += encode_captions(text_encoder, cfg.cond, item["caption"], item["modality"], device,
                                         DTYPES[text_dtype])

@@ -103,6 +103,16 @@ def _load_model(args):
     return DiffusionModule.from_checkpoint(args.ckpt, overrides=overrides, force_vae=args.force_vae)
 
 
+def _training_fps(args) -> Optional[float]:
+    """The training clips' frame rate: recorded by the data module in a checkpoint, or by ``medsora.export``
+    in ``sampling.json`` of a model folder (None when absent)."""
+    if args.ckpt:
+        state = torch.load(args.ckpt, map_location="cpu", weights_only=True, mmap=True)
+        return (state.get("VideoDataModule") or {}).get("fps")
+    record = Path(args.model).expanduser() / "sampling.json"
+    return json.loads(record.read_text(encoding="utf-8")).get("fps") if record.is_file() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medsora.sample",
                                 description="Sample videos from a MedSora diffusion checkpoint (EMA weights).")
@@ -124,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", default=None, help="VAE checkpoint, when the run's vae.ckpt moved")
     p.add_argument("--force-vae", action="store_true",
                    help="decode with a VAE whose fingerprint differs from the one the model was trained with")
-    p.add_argument("--fps", type=int, default=8, help="frame rate of the written files (default 8)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the written files (default: the training clips' rate, else 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from medsora.cond.cli import add_control_arguments
 
@@ -140,8 +151,8 @@ def check_args(args: argparse.Namespace) -> None:
                              ("--steps", args.steps, 1), ("--fps", args.fps, 1)):
         if value is not None and value < low:
             raise ValueError(f"{name} = {value}: must be >= {low}")
-    if args.fps > 240:
-        raise ValueError(f"--fps = {args.fps}: must be <= 240")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps <= 240):
+        raise ValueError(f"--fps = {args.fps}: must be a number <= 240")
     if args.cfg is not None and not (math.isfinite(args.cfg) and args.cfg >= 0):
         raise ValueError(f"--cfg = {args.cfg}: the guidance scale must be a finite number >= 0 (1 = no guidance)")
     out = Path(args.out).expanduser()
@@ -163,6 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from medsora.cond.cli import control_from_args
 
     control = control_from_args(args, module)
+    if args.fps is None:
+        args.fps = _training_fps(args) or 8
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,

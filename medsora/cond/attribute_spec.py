@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from medsora.config.loader import ConfigError
+from medsora.config.errors import ConfigError
 
 __all__ = ["AttributeSpec", "AttributeValueError", "attribute_specs", "check_dataset", "is_missing",
            "parse_assignments"]

@@ -34,6 +34,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from medsora.config.errors import ConfigError  # noqa: F401  (re-exported: medsora.config.ConfigError)
 from medsora.config.fields import field_problem
 from medsora.config.schema import GROUPS, RunConfig
 from medsora.config.yaml_io import YAMLInputError, load_yaml_text, read_yaml_file, yaml_error_line
@@ -43,10 +44,6 @@ __all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_c
 
 PATH_ENV = "MEDSORA_CONFIG_PATH"
 """Environment variable: user config folders searched before the shipped ones (``os.pathsep``-separated)."""
-
-
-class ConfigError(ValueError):
-    """A configuration problem a user can fix: names the key, the source and the fix."""
 
 
 def config_dir() -> Path:

@@ -36,6 +36,7 @@ class TrainerConfig:
     sample_every_n_steps: int = bounded(0, 0)  # 0 = only at the end
     checkpoint_every_n_steps: int = bounded(500, 1)  # the final step is always saved too
     max_bad_steps: int = bounded(20, 0)  # consecutive non-finite losses before the run stops
+    max_skipped_fraction: float = bounded(0.1, 0.0, 1.0)  # share of skipped (non-finite) steps, once 20 are seen, that stops the run
     enable_progress_bar: bool = True
     deterministic: bool = False
 

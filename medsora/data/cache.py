@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,11 +43,12 @@ MANIFEST = "manifest.json"
 TENSOR_KEYS = ("latent_mean", "latent_std", "flow")
 TEXT_KEYS = ("text_hidden", "text_offsets")
 RECORD_KEYS = ("caption", "modality", "path", "attributes")
+INT_RECORD_KEYS = ("clip",)  # optional per-item integers (which clip of its video)
 
 # data.* keys that change which pixels reach the VAE and the teacher.
 DATA_KEYS = ("root", "manifest", "size", "crop", "num_frames", "frame_stride", "adaptive_interval",
              "threshold_k", "max_stride", "short_videos", "nifti_axis", "nifti_slice", "intensity_percentiles",
-             "val_fraction")
+             "val_fraction", "clips_per_video")
 DEMO_KEYS = ("demo_clips", "demo_seed")
 
 
@@ -149,7 +151,8 @@ def write_shard(path: Path, tensors: dict[str, torch.Tensor], records: list[dict
         lengths = torch.tensor([0] + [t.shape[0] for t in text], dtype=torch.int64)
         payload["text_hidden"] = torch.cat([t.detach().cpu() for t in text]).contiguous()
         payload["text_offsets"] = lengths.cumsum(0)
-    meta = [{k: str(r.get(k, "{}" if k == "attributes" else "")) for k in RECORD_KEYS} for r in records]
+    meta = [{**{k: str(r.get(k, "{}" if k == "attributes" else "")) for k in RECORD_KEYS},
+             **{k: int(r[k]) for k in INT_RECORD_KEYS if k in r}} for r in records]
     save_file(payload, str(tmp), metadata={"records": json.dumps(meta)})
     os.replace(tmp, path)
 
@@ -177,12 +180,18 @@ class CacheDataset(Dataset):
         (attributes: the clip's manifest columns as JSON; ``"{}"`` in caches written before them), and
         ``"text_hidden": L×D`` when the cache has caption features (:attr:`has_text`;
         batch them with :func:`collate_items`).
+    An item whose tensors hold NaN/Inf is bad data: it is named in a warning (once), counted in
+    :attr:`bad_items` (shared by DataLoader workers) and replaced by the next good item, so it
+    reaches neither training nor the validation metrics; more than ``max_bad_fraction`` of the
+    split bad stops the run (:class:`medsora.data.table.DataError`).
+
     Raises:
         StaleCacheError: the manifest disagrees with ``expect`` (every difference is listed).
         IncompleteCacheError: shards of the split are missing.
     """
 
-    def __init__(self, cache_root: str | os.PathLike, split: str = "train", expect: Optional[dict] = None):
+    def __init__(self, cache_root: str | os.PathLike, split: str = "train", expect: Optional[dict] = None,
+                 max_bad_fraction: float = 0.05):
         self.root = Path(cache_root).expanduser()
         self.manifest = read_manifest(self.root)
         if expect:
@@ -208,6 +217,22 @@ class CacheDataset(Dataset):
         self.num_items = splits[split]["num_items"]
         self.has_text = bool(self.manifest.get("text"))
         self._records: dict[int, list[dict]] = {}
+        self.split = split
+        self.max_bad_fraction = float(max_bad_fraction)
+        self.bad = torch.zeros(self.num_items, dtype=torch.bool).share_memory_()  # items with NaN/Inf
+
+    @property
+    def bad_items(self) -> int:
+        """Items found to hold NaN/Inf so far (all workers)."""
+        return int(self.bad.sum())
+
+    def modalities(self) -> list[str]:
+        """Modality names of this split, read from its shards' record headers."""
+        names = set()
+        for shard in self.shards:
+            with safe_open(str(shard), framework="pt") as fh:
+                names.update(r["modality"] for r in json.loads(fh.metadata()["records"]) if r.get("modality"))
+        return sorted(names)
 
     @property
     def scaling_factor(self) -> float:
@@ -226,6 +251,32 @@ class CacheDataset(Dataset):
         if not -self.num_items <= index < self.num_items:
             raise IndexError(f"index {index} out of range for a cache split of {self.num_items} items")
         index %= self.num_items
+        for attempt in range(self.num_items):
+            position = (index + attempt) % self.num_items
+            if bool(self.bad[position]):
+                continue
+            item = self._item(position)
+            if all(bool(torch.isfinite(item[k]).all()) for k in (*TENSOR_KEYS, "text_hidden") if k in item):
+                return item
+            self._mark_bad(position, item)
+        from medsora.data.table import DataError
+
+        raise DataError(f"data.cache={self.root}: every '{self.split}' item holds NaN/Inf values; re-encode the cache")
+
+    def _mark_bad(self, position: int, item: dict) -> None:
+        from medsora.data.table import DataError
+
+        self.bad[position] = True
+        which = [k for k in (*TENSOR_KEYS, "text_hidden") if k in item and not bool(torch.isfinite(item[k]).all())]
+        name = f"{item.get('path')} (clip {item.get('clip', 0)}, {self.split} item {position})"
+        warnings.warn(f"bad data: {name} has NaN/Inf in {', '.join(which)}; left out of training and validation",
+                      stacklevel=3)
+        if self.bad_items > self.max_bad_fraction * self.num_items:
+            raise DataError(f"data.cache={self.root}: {self.bad_items} of {self.num_items} '{self.split}' items hold "
+                            f"NaN/Inf, more than data.max_bad_fraction = {self.max_bad_fraction:g} (the last: {name}); "
+                            "re-encode the cache or check the videos with python -m medsora.data check")
+
+    def _item(self, index: int) -> dict:
         shard = bisect.bisect_right(self.starts, index) - 1
         row = index - self.starts[shard]
         # safetensors memory-maps the file: opening per item is cheap and safe across DataLoader workers.

@@ -1,4 +1,12 @@
-"""``python -m medsora.data check ROOT``: decode every video of a data set and summarise it."""
+"""``python -m medsora.data check ROOT [experiment=NAME] [key=value ...]``: decode every video of a data set
+and summarise it under a run's clip settings.
+
+The settings come from the run's config (``experiment=``, ``data=`` and ``data.*`` overrides as
+for ``medsora.fit``; ``data=folder`` when no experiment is named): the report then says how many
+videos are shorter than a clip, how many clips each split gives (``data.clips_per_video``), which
+files are refused for their frame size (``data.max_frame_pixels``) and which parts of the folder
+layout are ambiguous — the figures training logs at start-up.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +20,7 @@ from tqdm import tqdm
 
 from medsora.data.manifest import ManifestError, VideoEntry, load_entries
 from medsora.data.sources import UnreadableVideo, probe_video, read_video, source_format
+from medsora.data.sources.downscale import FrameTooLarge
 
 __all__ = ["CheckReport", "check_entries", "format_report", "main"]
 
@@ -32,6 +41,10 @@ class CheckReport:
     lengths: list = field(default_factory=list)
     fps: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)  # (path, reason)
+    too_large: list = field(default_factory=list)  # (path, reason): frames over data.max_frame_pixels
+    frame_counts: list = field(default_factory=list)  # per entry, 0 when unreadable
+    layout: list = field(default_factory=list)  # notes on ambiguous or skipped parts of the folder
+    clips: object = None  # medsora.data.summary.ClipSummary under the run's settings
 
 
 def _kind(path: Path) -> str:
@@ -45,19 +58,21 @@ def _kind(path: Path) -> str:
     return "nii.gz" if name.endswith(".nii.gz") else (path.suffix.lower().lstrip(".") or "no extension")
 
 
-def _inspect(entry: VideoEntry, axis: int, slice_index: Optional[int]) -> dict:
+def _inspect(entry: VideoEntry, axis: int, slice_index: Optional[int], short_side: Optional[int] = None,
+             max_pixels: Optional[int] = None) -> dict:
     """Header facts, then a decode of every frame without holding them all in memory.
 
     Video files stream through to their last frame (only that one is kept); frame
-    folders and DICOM series are read in chunks; DICOM files and NIfTI volumes are
-    decoded whole, as their readers always do.
+    folders, TIFF stacks and DICOM series are read in chunks; DICOM files and NIfTI volumes are
+    decoded whole, as their readers always do. Frames are scaled to ``short_side`` as they are
+    decoded; sources over ``max_pixels`` are refused from their headers.
     """
-    meta = probe_video(entry.path, axis=axis)
+    meta = probe_video(entry.path, axis=axis, max_pixels=max_pixels)
     count = int(meta.get("num_frames") or 0)
-    options = {"axis": axis, "slice_index": slice_index}
+    options = {"axis": axis, "slice_index": slice_index, "short_side": short_side, "max_pixels": max_pixels}
     if count > 0 and meta["format"] == "video":
         _, full = read_video(entry.path, indices=[count - 1], **options)
-    elif count > 0 and meta["format"] in ("frames", "dicom_series"):
+    elif count > 0 and meta["format"] in ("frames", "dicom_series", "tiff_stack"):
         for start in range(0, count, _CHUNK):
             _, full = read_video(entry.path, indices=list(range(start, min(start + _CHUNK, count))), **options)
     else:
@@ -67,18 +82,25 @@ def _inspect(entry: VideoEntry, axis: int, slice_index: Optional[int]) -> dict:
 
 
 def check_entries(root: Path, entries: Sequence[VideoEntry], axis: int = 2, slice_index: Optional[int] = None,
-                  progress: bool = True) -> CheckReport:
+                  progress: bool = True, short_side: Optional[int] = None,
+                  max_pixels: Optional[int] = None) -> CheckReport:
     """Decode every entry (with a progress bar) and collect the summary."""
     report = CheckReport(root=root, total=len(entries))
     for entry in tqdm(entries, desc="checking", unit="video", disable=not progress, file=sys.stderr):
         report.modalities[entry.modality] += 1
         report.formats[_kind(entry.path)] += 1
+        report.frame_counts.append(0)
         try:
-            facts = _inspect(entry, axis, slice_index)
+            facts = _inspect(entry, axis, slice_index, short_side, max_pixels)
+        except FrameTooLarge as err:
+            report.too_large.append((entry.path, err.reason))
+            report.bad_modalities[entry.modality] += 1
+            continue
         except UnreadableVideo as err:
             report.unreadable.append((entry.path, err.reason))
             report.bad_modalities[entry.modality] += 1
             continue
+        report.frame_counts[-1] = facts["frames"]
         report.heights.append(facts["height"])
         report.widths.append(facts["width"])
         report.lengths.append(facts["frames"])
@@ -113,34 +135,82 @@ def format_report(report: CheckReport) -> str:
     ]
     for path, reason in report.unreadable:
         lines.append(f"  - {path}: {reason}")
+    if report.too_large:
+        lines.append(f"- WARNING: {len(report.too_large)} videos refused for their frame size (data.max_frame_pixels):")
+        lines += [f"  - {path}: {reason}" for path, reason in report.too_large]
+    if report.layout:
+        lines.append(f"- WARNING: {len(report.layout)} ambiguous or skipped parts of the folder layout:")
+        lines += [f"  - {note}" for note in report.layout]
+    if report.clips is not None:
+        lines += ["", "## Clips under the run's settings", ""]
+        lines += [f"- {line}" for line in report.clips.lines()]
     return "\n".join(lines)
+
+
+def _run_config(root: str, overrides: Sequence[str], args):
+    """The run config whose data settings the check uses (``data=folder`` unless an experiment or
+    ``data=`` is named); the legacy flags map to their ``data.*`` keys."""
+    from medsora.config import compose
+
+    extra = list(overrides)
+    if not any(o.startswith(("experiment=", "data=")) for o in extra):
+        extra.insert(0, "data=folder")
+    for flag, key in ((args.manifest, "manifest"), (args.nifti_axis, "nifti_axis"), (args.nifti_slice, "nifti_slice")):
+        if flag is not None:
+            extra.append(f"data.{key}={flag}")
+    return compose(None, [*extra, f"data.root={root}"])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medsora.data", description="Data set tools.")
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="decode every video of a data set and print a summary; "
-                                              "exit 1 when any file is unreadable")
+    check = commands.add_parser("check", help="decode every video of a data set and print a summary under a run's "
+                                              "clip settings; exit 1 when any file is unreadable or refused")
     check.add_argument("root", help="data folder, a manifest (.csv/.jsonl) inside one, or 'demo'")
-    check.add_argument("--manifest", default=None, help="manifest relative to ROOT (default: manifest.jsonl/.csv "
-                                                        "if present, else a scan of the folder)")
-    check.add_argument("--nifti-axis", type=int, default=2, help="slice axis for NIfTI volumes (data.nifti_axis)")
+    check.add_argument("overrides", nargs="*", help="experiment=NAME, data=NAME and key=value overrides (as for "
+                                                    "medsora.fit) giving the clip settings; default data=folder")
+    check.add_argument("--manifest", default=None, help="manifest relative to ROOT (data.manifest; default: "
+                                                        "manifest.jsonl/.csv if present, else a scan of the folder)")
+    check.add_argument("--nifti-axis", type=int, default=None, help="slice axis for NIfTI volumes (data.nifti_axis)")
     check.add_argument("--nifti-slice", type=int, default=None, help="slice shown for 4-D NIfTI (data.nifti_slice)")
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # key=value may follow the options too
+    stray = [u for u in unknown if u.startswith("-") or "=" not in u]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*args.overrides, *unknown]
 
-    root, manifest = Path(args.root).expanduser(), args.manifest
+    from medsora.config import ConfigError
+    from medsora.data.dataset import ClipSettings
+    from medsora.data.datamodule import split_entries
+    from medsora.data.summary import summarise_clips
+
+    root = Path(args.root).expanduser()
+    manifest = args.manifest
+    if args.root != "demo" and root.is_file() and root.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+        root, args.manifest = root.parent, root.name
+    try:
+        cfg = _run_config("demo" if args.root == "demo" else str(root), args.overrides, args)
+        settings = ClipSettings.from_config(cfg.data)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.root == "demo":
         from medsora.data.demo import ensure_demo
 
-        root = ensure_demo()
-    elif root.is_file() and root.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
-        root, manifest = root.parent, root.name
+        root = ensure_demo(seed=int(cfg.data.demo_seed), num_clips=int(cfg.data.demo_clips))
+    manifest = cfg.data.manifest
+    notes: list[str] = []
     try:
-        entries = load_entries(root, manifest)
+        entries = load_entries(root, manifest, notes=notes)
     except ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report = check_entries(root, entries, args.nifti_axis, args.nifti_slice, progress=not args.no_progress)
+    report = check_entries(root, entries, settings.nifti_axis, settings.nifti_slice, progress=not args.no_progress,
+                           short_side=settings.size, max_pixels=settings.max_frame_pixels)
+    report.layout = notes
+    train, val = split_entries(entries, float(cfg.data.val_fraction))
+    test = [i for i, e in enumerate(entries) if e.split == "test"]
+    report.clips = summarise_clips(report.frame_counts, {"train": train, "val": val, "test": test}, settings)
     print(format_report(report))
-    return 1 if report.unreadable else 0
+    return 1 if report.unreadable or report.too_large else 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["clip_span", "mean_abs_difference", "adaptive_stride", "clip_start", "clip_indices"]
+__all__ = ["clip_span", "mean_abs_difference", "adaptive_stride", "parse_clips_per_video", "clip_count", "clip_start",
+           "clip_indices"]
 
 
 def clip_span(num_frames: int, stride: int) -> int:
@@ -51,12 +52,51 @@ def adaptive_stride(frames: torch.Tensor, num_frames: int, threshold: float, max
     return fitting[-1]
 
 
-def clip_start(length: int, span: int, train: bool, generator: torch.Generator | None = None) -> int:
-    """First source frame of a clip: uniform over valid starts in training, centred in validation."""
+def parse_clips_per_video(value) -> int | None:
+    """``data.clips_per_video``: a positive integer, or ``all`` (returned as None).
+
+    Raises:
+        ValueError: anything else, naming the key.
+    """
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(value, bool) or count < 1 or str(count) != str(value).strip():
+        raise ValueError(f"data.clips_per_video = {value!r}: use a whole number ≥ 1 or 'all'")
+    return count
+
+
+def clip_count(length: int, span: int, clips_per_video: int | None) -> int:
+    """Clips a video of ``length`` frames gives: ``min(clips_per_video, windows)``.
+
+    ``windows = max(1, length // span)`` non-overlapping windows of a clip's span fit in the
+    video; ``clips_per_video=None`` ("all") takes them all. A video shorter than a clip gives one
+    (padded) clip.
+    """
+    windows = max(1, int(length) // max(1, int(span)))
+    return windows if clips_per_video is None else min(int(clips_per_video), windows)
+
+
+def clip_start(length: int, span: int, train: bool, generator: torch.Generator | None = None,
+               clip: int = 0, count: int = 1) -> int:
+    """First source frame of clip ``clip`` of the ``count`` clips a video gives.
+
+    The valid starts ``0 .. length - span`` are cut into ``count`` equal strata; training draws
+    the start uniformly within the clip's stratum (so the clips of one epoch cover the video
+    and differ between epochs), evaluation takes ``count`` evenly spaced starts (the central
+    clip when ``count`` is 1). With ``count <= length // span`` the evaluation clips do not
+    overlap.
+    """
     room = max(length - span, 0)
     if not train or room == 0:
-        return room // 2
-    return int(torch.randint(0, room + 1, (1,), generator=generator))
+        if count <= 1:
+            return room // 2
+        return round(clip * room / (count - 1))
+    low, high = clip * (room + 1) // count, (clip + 1) * (room + 1) // count - 1
+    return int(torch.randint(low, max(low, high) + 1, (1,), generator=generator))
 
 
 def clip_indices(length: int, num_frames: int, stride: int, start: int) -> list[int]:

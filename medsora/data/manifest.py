@@ -17,7 +17,8 @@ from typing import Optional
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medsora.data.sources.formats import VIDEO_SUFFIXES, is_dicom_file, is_image_file, is_nifti_file
+from medsora.data.sources.formats import VIDEO_SUFFIXES, is_dicom_file, is_nifti_file, is_tiff_stack
+from medsora.data.sources.frames import is_frame_image
 
 __all__ = [
     "VideoEntry",
@@ -27,6 +28,7 @@ __all__ = [
     "find_manifest",
     "read_manifest",
     "scan_folder",
+    "scan_layout",
     "load_entries",
 ]
 
@@ -157,45 +159,97 @@ def _frame_count(path: Path) -> int:
 
 
 def scan_folder(root: Path) -> list[VideoEntry]:
-    """Every source under ``root`` (hidden files and folders skipped), in path order.
+    """Every source under ``root``: the entries of :func:`scan_layout`."""
+    return scan_layout(root)[0]
 
-    * video files and NIfTI files: one video each;
-    * a folder holding images: one frame-sequence video;
-    * multi-frame DICOM files: one video each; the single-frame DICOM files of a
-      folder together: one series video (the folder). A DICOM file whose header
-      does not parse belongs to the folder's series when there is one (the series
-      is then reported unreadable), else it is a (bad) video of its own.
+
+def scan_layout(root: Path) -> tuple[list[VideoEntry], list[str]]:
+    """Every source under ``root`` (hidden files and folders skipped), in path order, and the layout notes.
+
+    * video files, NIfTI files and multi-page TIFFs: one video each;
+    * a folder holding single-frame images: one frame-sequence video;
+    * multi-frame DICOM files: one video each; the single-frame DICOM files of a folder
+      without sub-folders together: one series video (the folder). A DICOM file whose header
+      does not parse belongs to the folder's series when there is one (the series is then
+      reported unreadable), else it is a (bad) video of its own.
+
+    Symbolic links are followed, wherever they point (a data root may be made of links to other
+    disks), but each real file and folder is taken once: a second link to the same place, or a
+    link back to an enclosing folder (``loop -> ..``), is skipped and noted.
     Modality = name of the folder holding the video (for folder videos: its parent).
+
+    Returns:
+        (entries, notes): notes are one line per ambiguous or skipped part of the layout, naming
+        the folder and what was done (``python -m medsora.data check`` prints them).
     """
     root = Path(root)
     entries: list[VideoEntry] = []
+    notes: list[str] = []
+    seen: set[str] = set()  # real paths of folders walked and files taken
+
+    def rel(path: Path) -> str:
+        return Path(os.path.relpath(path, root)).as_posix()
 
     def add(target: Path) -> None:
         modality = target.parent.name
-        key = Path(os.path.relpath(target, root)).as_posix()
-        entries.append(VideoEntry(target, key, default_caption(modality), modality))
+        entries.append(VideoEntry(target, rel(target), default_caption(modality), modality))
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         folder = Path(dirpath)
-        files = [folder / f for f in sorted(filenames) if not f.startswith(".") and f not in MANIFEST_NAMES]
-        if folder != root and any(is_image_file(f) for f in files):
+        seen.add(os.path.realpath(folder))
+        kept_dirs = []
+        # real folders before links, so that a folder reached both ways keeps its own name
+        for name in sorted((d for d in dirnames if not d.startswith(".")), key=lambda d: ((folder / d).is_symlink(), d)):
+            real = os.path.realpath(folder / name)
+            if real in seen:
+                notes.append(f"{rel(folder / name)}: a link to {real}, a folder already scanned (a loop or a "
+                             "second link): skipped")
+                continue
+            seen.add(real)
+            kept_dirs.append(name)
+        dirnames[:] = sorted(kept_dirs)
+        files = []
+        for name in sorted(filenames, key=lambda f: ((folder / f).is_symlink(), f)):
+            if name.startswith(".") or name in MANIFEST_NAMES:
+                continue
+            real = os.path.realpath(folder / name)
+            if real in seen:
+                notes.append(f"{rel(folder / name)}: another link to {real}, already taken: skipped")
+                continue
+            seen.add(real)
+            files.append(folder / name)
+        files.sort()
+        stacks = {f for f in files if is_tiff_stack(f)}
+        frames = folder != root and any(is_frame_image(f) for f in files if f not in stacks)
+        if frames:
             add(folder)
+            if kept_dirs:
+                notes.append(f"{rel(folder)}: frame images beside sub-folders: the images are one video "
+                             f"(modality '{folder.parent.name}'), the sub-folders' videos have modality '{folder.name}'")
         dicoms = {f: _frame_count(f) for f in files if is_dicom_file(f)}
+        singles = [f for f, count in dicoms.items() if count == 1]
         # Single-frame DICOMs at the root have no series folder: each is a 1-frame video there.
-        series = folder != root and any(count == 1 for count in dicoms.values())
+        series = folder != root and bool(singles) and not kept_dirs
+        if folder != root and singles and kept_dirs:
+            notes.append(f"{rel(folder)}: {len(singles)} single-frame DICOM file(s) beside sub-folders "
+                         f"({', '.join(f.name for f in singles[:3])}{' …' if len(singles) > 3 else ''}): left out, "
+                         "not made a series; move a series into a folder of its own")
         for file in files:
-            if file.suffix.lower() in VIDEO_SUFFIXES or is_nifti_file(file):
+            if file.suffix.lower() in VIDEO_SUFFIXES or is_nifti_file(file) or file in stacks:
                 add(file)
-            elif file in dicoms and (dicoms[file] > 1 or not series):
-                add(file)
+            elif file in dicoms:
+                left_out = dicoms[file] == 1 and folder != root and kept_dirs
+                if dicoms[file] > 1 or not (series or left_out):
+                    add(file)
         if series:
             add(folder)
-    return entries
+    return entries, notes
 
 
-def load_entries(root: Path, manifest: Optional[str] = None) -> list[VideoEntry]:
+def load_entries(root: Path, manifest: Optional[str] = None, notes: Optional[list] = None) -> list[VideoEntry]:
     """The videos of a data set: from ``manifest`` (relative to root), an auto-found manifest, or a scan.
+
+    ``notes``, when given, receives the scan's layout notes (see :func:`scan_layout`).
 
     Raises:
         ManifestError: root missing, manifest missing/invalid, or no videos found.
@@ -210,7 +264,12 @@ def load_entries(root: Path, manifest: Optional[str] = None) -> list[VideoEntry]
             raise ManifestError(f"data.manifest: {path} not found (a .csv or .jsonl path relative to data.root {root})")
     else:
         path = find_manifest(root)
-    entries = read_manifest(path, root) if path else scan_folder(root)
+    if path:
+        entries = read_manifest(path, root)
+    else:
+        entries, found = scan_layout(root)
+        if notes is not None:
+            notes.extend(found)
     if not entries:
         raise ManifestError(
             f"data.root: no videos under {root} (video files {' '.join(sorted(VIDEO_SUFFIXES))}, frame folders, "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from medsora.config.fields import bounded, choice
 
@@ -26,12 +26,17 @@ class DataConfig:
     # modality equally often (stage 1), "smallest" down-samples every modality to the smallest (stage 2)
     balance: str = choice("none", "none", "modality", "smallest")
     short_videos: str = choice("pad", "pad", "skip")  # fewer frames than a clip needs
+    # clips per video and epoch: an integer, or "all" = every window of a clip's span (at most
+    # length // span, at least 1); training draws each clip at random within its window, encode and
+    # validation take evenly spaced fixed clips
+    clips_per_video: Any = 1
+    max_frame_pixels: int = bounded(100_000_000, 1)  # sources with larger frames are refused (decoding would need GBs)
     nifti_axis: int = bounded(2, 0, 2)  # slice axis (RAS+) for 3D volumes and 4D series
     nifti_slice: Optional[int] = None  # slice shown for 4D NIfTI; None = middle
     intensity_percentiles: List[float] = field(default_factory=lambda: [0.5, 99.5])  # robust 8-bit scaling
     val_fraction: float = bounded(0.1, 0.0, 0.9)  # share of videos without a manifest split that go to validation (path hash)
     batch_size: int = bounded(2, 1, 65536)
-    num_workers: int = bounded(0, 0, 1024)
+    num_workers: Optional[int] = bounded(None, 0, 1024)  # DataLoader workers; None = the CPUs this process may use (at most 8)
     max_bad_fraction: float = bounded(0.05, 0.0, 1.0)  # more unreadable files than this share stops start-up
     probe_files: int = bounded(2000, 0, also=(-1,))  # headers checked at start-up (a seeded sample on larger sets); -1 = all
     demo_clips: int = bounded(100, 1, 100000)
@@ -42,6 +47,12 @@ class DataConfig:
         """Rules between fields (bounds and choices are in the field definitions)."""
         if c.size % 8:
             yield "size", "must be a multiple of 8 (the VAE downsamples 8x)"
+        from medsora.data.clips import parse_clips_per_video  # lazy: clips imports torch
+
+        try:
+            parse_clips_per_video(c.clips_per_video)
+        except ValueError:
+            yield "clips_per_video", "must be a whole number >= 1 or 'all'"
         lo_hi = list(c.intensity_percentiles)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] < lo_hi[1] <= 100:
             yield "intensity_percentiles", "must be [low, high] with 0 <= low < high <= 100"

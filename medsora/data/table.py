@@ -17,6 +17,7 @@ import torch
 
 from medsora.data.manifest import VideoEntry
 from medsora.data.sources import UnreadableVideo, probe_video
+from medsora.data.sources.video import count_video_frames
 
 __all__ = ["DataError", "UnreadableVideoWarning", "SourceTable"]
 
@@ -44,6 +45,7 @@ class SourceTable:
         self.state = torch.zeros(n, dtype=torch.uint8).share_memory_()
         self.length = torch.full((n,), -1, dtype=torch.int32).share_memory_()  # -1: unknown
         self.stride = torch.zeros(n, dtype=torch.int32).share_memory_()  # 0: not computed yet
+        self.fps = torch.zeros(n, dtype=torch.float32)  # source frame rate from the probe; 0: unknown
         self.max_bad_fraction = float(max_bad_fraction)
         self.hint = hint
         self.reasons: dict[int, str] = {}  # this process's view; the state tensor is the shared truth
@@ -90,20 +92,26 @@ class SourceTable:
         if bad > self.max_bad_fraction * len(self):
             raise self._too_many(bad, len(self))
 
-    def probe(self, limit: int, seed: int = 0, axis: int = 2) -> int:
+    def probe(self, limit: int, seed: int = 0, axis: int = 2, max_pixels: int | None = None,
+              lengths: bool = False) -> int:
         """Check headers at start-up (all files, or a seeded sample of ``limit`` when the set is larger).
 
-        Learns frame counts on the way. Returns the number of files checked.
+        Learns frame counts and frame rates on the way. With ``lengths`` every file is checked
+        (``limit`` is ignored) and video files whose header has no frame count are counted from
+        their packets: the number of clips per video needs every length. Frames over
+        ``max_pixels`` make a file unreadable. Returns the number of files checked.
         Raises:
             DataError: the unreadable share of the checked files exceeds max_bad_fraction.
         """
         indices = list(range(len(self)))
-        if 0 <= limit < len(indices):
+        if 0 <= limit < len(indices) and not lengths:
             indices = sorted(random.Random(seed).sample(indices, limit))
         bad = 0
         for index in indices:
             try:
-                meta = probe_video(self.entries[index].path, axis=axis)
+                meta = probe_video(self.entries[index].path, axis=axis, max_pixels=max_pixels)
+                if lengths and not meta.get("num_frames") and meta.get("format") == "video":
+                    meta["num_frames"] = count_video_frames(self.entries[index].path)
             except UnreadableVideo as err:
                 bad += 1
                 self.state[index] = self.UNREADABLE
@@ -112,6 +120,7 @@ class SourceTable:
                 continue
             if meta.get("num_frames", 0) > 0:
                 self.length[index] = int(meta["num_frames"])
+            self.fps[index] = float(meta.get("fps") or 0.0)
         if indices and bad > self.max_bad_fraction * len(indices):
             raise self._too_many(bad, len(indices))
         return len(indices)

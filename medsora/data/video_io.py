@@ -6,6 +6,7 @@ what it produces, so :func:`tensorboard_video` builds that summary directly with
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -27,8 +28,15 @@ def to_uint8(videos: torch.Tensor) -> np.ndarray:
     return v.permute(0, 2, 3, 4, 1).contiguous().numpy()
 
 
-def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
-    """Encode ``F×H×W×3`` uint8 frames as H.264 (yuv420p; odd sizes are padded by one pixel).
+def _rate(fps: float) -> Fraction:
+    """A frame rate as the exact fraction containers store (29.97 -> 30000/1001)."""
+    if not fps or not float(fps) > 0:
+        raise ValueError(f"frame rate must be > 0, got {fps!r}")
+    return Fraction(float(fps)).limit_denominator(1001)
+
+
+def write_mp4(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
+    """Encode ``F×H×W×3`` uint8 frames as H.264 (yuv420p; odd sizes are padded by one pixel) at ``fps``.
 
     Lossy: the same frames can, rarely, give files that differ by a few bytes (seen in long test
     processes); the GIF written beside each mp4 is the bit-exact record.
@@ -39,7 +47,7 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height = w + pad_w, h + pad_h
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18"}
@@ -51,7 +59,7 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
     return path
 
 
-def _gif_bytes(frames: np.ndarray, fps: int) -> bytes:
+def _gif_bytes(frames: np.ndarray, fps: float) -> bytes:
     images = [Image.fromarray(frame) for frame in frames]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)),
@@ -59,7 +67,7 @@ def _gif_bytes(frames: np.ndarray, fps: int) -> bytes:
     return buf.getvalue()
 
 
-def write_gif(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
+def write_gif(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
     """Write ``F×H×W×3`` uint8 frames as a looping GIF."""
     path = Path(path)
     path.write_bytes(_gif_bytes(frames, fps))
@@ -95,7 +103,7 @@ def contact_sheet(videos: np.ndarray, path: str | Path, labels: Sequence[str] | 
     return path
 
 
-def write_videos(videos: torch.Tensor, out_dir: str | Path, prefix: str = "sample", fps: int = 8,
+def write_videos(videos: torch.Tensor, out_dir: str | Path, prefix: str = "sample", fps: float = 8,
                  labels: Sequence[str] | None = None, start: int = 0) -> dict[str, list[Path] | Path]:
     """Write each video as ``{prefix}_{i:03d}.mp4`` and ``.gif`` plus ``contact_sheet.png``.
 
@@ -118,7 +126,7 @@ def write_videos(videos: torch.Tensor, out_dir: str | Path, prefix: str = "sampl
     return {"mp4": mp4s, "gif": gifs, "sheet": sheet}
 
 
-def tensorboard_video(writer, tag: str, video: torch.Tensor, step: int, fps: int = 8) -> None:
+def tensorboard_video(writer, tag: str, video: torch.Tensor, step: int, fps: float = 8) -> None:
     """Add one ``C×F×H×W`` video in [-1, 1] to a ``SummaryWriter`` as an animated GIF image."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 

@@ -7,6 +7,7 @@ Layout (diffusion run)::
     vae/config.json + diffusion_pytorch_model.safetensors       (with the latent scale)
     scheduler/scheduler_config.json       the run's objective and default sampler
     condition_encoder/…                   modality/text (and attribute) embeddings; T5 by path only
+    sampling.json                         the training clips' frame rate (``medsora.sample``'s default)
     README.md                             model card
 
 A VAE-stage checkpoint exports ``vae/`` and the card. The folder is written beside the target and
@@ -134,6 +135,9 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out: str | os.PathLike, *, e
                             condition_encoder=cond).save_pretrained(tmp, safe_serialization=True)
             stage = "diffusion"
             components = ["transformer", "vae", "scheduler"] + (["condition_encoder"] if cond is not None else [])
+            # the training clips' frame rate (recorded by the data module): what medsora.sample writes at
+            fps = (ckpt.get("VideoDataModule") or {}).get("fps")
+            (tmp / "sampling.json").write_text(json.dumps({"fps": fps}), encoding="utf-8")
         (tmp / "README.md").write_text(
             model_card(source=str(ckpt_path), stage=stage, step=step, ema=used_ema and ema, run=run,
                        components=components, evaluation=evaluation, eval_path=eval_json), encoding="utf-8")

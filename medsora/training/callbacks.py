@@ -34,31 +34,65 @@ def all_finite(loss: torch.Tensor, strategy) -> bool:
     return not strategy.reduce_boolean_decision(bad, all=False)
 
 
+def _clip_names(batch) -> list[str]:
+    """``path`` (and ``#clip`` when a video gives several) of each clip of a batch."""
+    if not isinstance(batch, dict) or "path" not in batch:
+        return []
+    clips = batch.get("clip")
+    clips = clips.tolist() if hasattr(clips, "tolist") else [0] * len(batch["path"])
+    return [f"{p}#{int(c)}" if int(c) else str(p) for p, c in zip(batch["path"], clips)]
+
+
 class NonFiniteLossGuard(Callback):
-    """Counts and logs skipped steps; stops after more than ``max_bad_steps`` in a row.
+    """Counts and logs skipped steps, naming their clips; stops after more than ``max_bad_steps``
+    in a row, or when more than ``max_skipped_fraction`` of the steps (once ``MIN_STEPS`` are seen)
+    were skipped — clips that keep producing non-finite losses then stop the run instead of
+    silently discarding a share of its batches.
 
     The module skips a step by returning ``None`` from ``training_step`` (Lightning then runs no
     backward and no optimizer step) and records why in ``pl_module.last_skip``.
 
     Args:
         max_bad_steps: ``trainer.max_bad_steps``.
+        max_skipped_fraction: ``trainer.max_skipped_fraction``.
     """
 
-    def __init__(self, max_bad_steps: int = 20):
+    MIN_STEPS = 20
+
+    def __init__(self, max_bad_steps: int = 20, max_skipped_fraction: float = 0.1):
         self.max_bad_steps = int(max_bad_steps)
+        self.max_skipped_fraction = float(max_skipped_fraction)
         self.consecutive = 0
         self.total = 0
+        self.seen = 0
+        self.offenders: dict[str, int] = {}  # clip -> skipped steps it was in
+
+    def _worst(self, limit: int = 5) -> str:
+        worst = sorted(self.offenders.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return ", ".join(f"{name} ({count}×)" for name, count in worst)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         reason = getattr(pl_module, "last_skip", None)
+        self.seen += 1
         if reason is None:
             self.consecutive = 0
         else:
             self.consecutive += 1
             self.total += 1
+            names = _clip_names(batch)
+            for name in names:
+                self.offenders[name] = self.offenders.get(name, 0) + 1
             rank_zero_warn(f"non-finite loss at global step {trainer.global_step} (epoch {trainer.current_epoch}, "
                            f"batch {batch_idx}): {reason}; step skipped, no update "
-                           f"({self.consecutive} in a row, {self.total} in total)")
+                           f"({self.consecutive} in a row, {self.total} in total)"
+                           + (f"; clips: {', '.join(names)}" if names else ""))
+            if self.seen >= self.MIN_STEPS and self.total > self.max_skipped_fraction * self.seen:
+                raise NonFiniteLossError(
+                    f"{self.total} of {self.seen} training steps ({self.total / self.seen:.0%}) had a non-finite loss, "
+                    f"more than trainer.max_skipped_fraction={self.max_skipped_fraction:g}: stopping. Clips in the "
+                    f"most skipped steps: {self._worst() or 'unknown'}. Check them (python -m medsora.data check "
+                    "ROOT), remove them, or lower train.lr."
+                )
             if self.consecutive > self.max_bad_steps:
                 raise NonFiniteLossError(
                     f"{self.consecutive} consecutive training steps had a non-finite loss, the last at global step "
@@ -70,10 +104,13 @@ class NonFiniteLossGuard(Callback):
         pl_module.log("train/skipped_steps", float(self.total), on_step=True, on_epoch=False)
 
     def state_dict(self) -> dict:
-        return {"consecutive": self.consecutive, "total": self.total}
+        return {"consecutive": self.consecutive, "total": self.total, "seen": self.seen,
+                "offenders": dict(self.offenders)}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.consecutive, self.total = int(state_dict["consecutive"]), int(state_dict["total"])
+        self.seen = int(state_dict.get("seen", 0))
+        self.offenders = {str(k): int(v) for k, v in state_dict.get("offenders", {}).items()}
 
 
 def ema_decay_at(decay: float, num_averaged: int) -> float:

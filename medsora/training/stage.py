@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from medsora.training.checkpointing import remove_stale_temporaries, resolve_ckpt
 
-__all__ = ["StageResult", "fit_stage", "run_logger", "stage_summary"]
+__all__ = ["StageResult", "build_datamodule", "fit_stage", "run_logger", "stage_summary"]
 
 
 @dataclass
@@ -100,6 +100,26 @@ def _module(cfg, modalities):
     return DiffusionModule(cfg, modalities)
 
 
+def build_datamodule(cfg):
+    """The run's ``VideoDataModule`` (videos, the demo set or an encode cache), set up: the one data path
+    of training (``trainer.fit(module, datamodule=dm)``). An encode cache is first checked against the
+    run (:func:`medsora.training.cache_check.check_cache`)."""
+    from medsora.data.datamodule import VideoDataModule
+
+    if cfg.data.cache:
+        from medsora.training.cache_check import check_cache
+
+        check_cache(cfg)
+    dm = VideoDataModule(cfg.data, seed=int(cfg.seed))
+    dm.prepare_data()
+    dm.setup("fit")
+    if cfg.cond.attributes:
+        from medsora.training.attribute_check import check_attributes
+
+        check_attributes(cfg, dm)
+    return dm
+
+
 def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     """Train one stage (``cfg.stage``: ``vae`` or ``diffusion``) as the config says.
 
@@ -110,7 +130,6 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     Returns:
         The stage's log folder, its ``last.ckpt`` and (diffusion) its final sample folder.
     """
-    from medsora.training.loaders import build_loaders
     from medsora.training.trainer_factory import build_trainer
 
     began = time.perf_counter()
@@ -124,13 +143,13 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
     fresh_folder = not Path(logger.log_dir).exists()
     trainer = None
     try:
-        train, val, dm = build_loaders(cfg)
-        module = module if module is not None else _module(cfg, getattr(dm, "modalities", None))
+        dm = build_datamodule(cfg)
+        module = module if module is not None else _module(cfg, dm.modalities)
         diffusion = cfg.stage == "diffusion"
         trainer = build_trainer(cfg, logger, datamodule=dm, tokens_fn=module.tokens_in if diffusion else None,
                                 sample_videos=diffusion and getattr(module, "can_decode", False),
                                 extra_callbacks=callbacks)
-        trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except BaseException:
         _remove_failed_start(Path(logger.log_dir), fresh_folder, trainer)
         raise

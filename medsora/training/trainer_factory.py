@@ -12,11 +12,11 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from medsora.config import ConfigError
 from medsora.training.callbacks import EMA, DataCounters, NonFiniteLossGuard, SampleVideos, Throughput
 from medsora.training.checkpointing import AtomicCheckpointIO, RunCheckpoint
-from medsora.training.data_order import ResumeDataOrder
+from medsora.training.progress import StepProgressBar
 
 __all__ = ["build_trainer", "build_strategy", "resolve_precision", "parse_devices", "batch_size_of"]
 
-# Both are expected here: ResumeDataOrder resumes the data order mid-epoch (Lightning cannot see
+# Both are expected here: VideoDataModule resumes the data order mid-epoch (Lightning cannot see
 # that), and DiffusionModule.training_step returns None on purpose to skip a non-finite step.
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended")
 warnings.filterwarnings("ignore", message=".*`training_step` returned `None`")
@@ -87,8 +87,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
     log_dir = Path(logger.log_dir) if logger is not None else Path(cfg.out_dir) / cfg.name
     callbacks = [
         RunCheckpoint(log_dir / "checkpoints", int(t.checkpoint_every_n_steps)),
-        NonFiniteLossGuard(t.max_bad_steps),
-        ResumeDataOrder(),
+        NonFiniteLossGuard(t.max_bad_steps, float(t.max_skipped_fraction)),
         Throughput(batch_size_of, tokens_fn),
     ]
     if logger is not None:
@@ -97,8 +96,11 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         callbacks.append(DataCounters(datamodule))
     if cfg.train.ema:
         callbacks.append(EMA(decay=float(cfg.train.ema_decay)))
-    if sample_videos:
-        callbacks.append(SampleVideos(every_n_steps=int(t.sample_every_n_steps), num=8, seed=int(cfg.seed)))
+    if sample_videos:  # written at the clips' frame rate (8 fps when the data has none)
+        fps = getattr(datamodule, "fps", None) or 8
+        callbacks.append(SampleVideos(every_n_steps=int(t.sample_every_n_steps), num=8, seed=int(cfg.seed), fps=fps))
+    if t.enable_progress_bar:
+        callbacks.append(StepProgressBar())
     callbacks.extend(extra_callbacks)
     validate_by_steps = t.val_check_interval is not None
     return L.Trainer(
@@ -120,7 +122,7 @@ def build_trainer(cfg, logger, *, datamodule=None, tokens_fn: Optional[Callable[
         enable_progress_bar=bool(t.enable_progress_bar),
         deterministic=bool(t.deterministic),
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # ResumableSampler shards by rank (see medsora.training.data_order)
+        use_distributed_sampler=False,  # ResumableSampler shards by rank (see medsora.data.order)
         logger=logger if logger is not None else False,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],

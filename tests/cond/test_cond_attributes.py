@@ -71,7 +71,7 @@ def test_sampling_arguments_name_the_allowed_attributes_and_values():
 
 
 def test_startup_check_reads_the_manifest_and_names_the_clip(tmp_path):
-    from medsora.training.loaders import build_loaders
+    from medsora.training.stage import build_datamodule
 
     (tmp_path / "data").mkdir()
     rows = [{"path": "a.mp4", "modality": "ultrasound", "heart_rate": 70},
@@ -80,7 +80,7 @@ def test_startup_check_reads_the_manifest_and_names_the_clip(tmp_path):
     cfg = compose(overrides=[f"data.root={tmp_path / 'data'}", "data.probe_files=0", "data.batch_size=1",
                              "data.val_fraction=0", "cond.attributes.heart_rate.range=[40,160]"])
     with pytest.raises(AttributeValueError, match=r"clip b.mp4: attribute 'heart_rate' = 300"):
-        build_loaders(cfg)
+        build_datamodule(cfg)
 
 
 def _encoder():

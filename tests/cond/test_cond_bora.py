@@ -44,16 +44,17 @@ def stage1(tmp_path_factory, tiny_t5, modality_cache):
     return dict(cfg=cfg, common=common, module=module, before=before, optimizer_ids=recorder.ids, result=result)
 
 
-def test_recipes():
-    base = ["data.root=demo", "cond.text_encoder=/t5"]
+def test_recipes(tmp_path):
+    base = ["data.root=demo", f"cond.text_encoder={tmp_path}"]  # a path that must exist (checked at start-up)
     align = compose("modal_align", base)
     assert align.cond.use_template and align.cond.text and align.cond.modality and align.cond.dropout == 0.1
     assert list(align.train.frozen_blocks) == ["temporal_mamba"]
     # cross_attn last: the other sub-blocks keep their indices in an unconditional checkpoint
     assert list(align.model.blocks) == ["local_attn", "spatial_mamba", "temporal_mamba", "cross_attn"]
-    instruct = compose("instruct", [*base, "train.init_from=stage1.ckpt"])
+    (tmp_path / "stage1.ckpt").write_bytes(b"")
+    instruct = compose("instruct", [*base, f"train.init_from={tmp_path / 'stage1.ckpt'}"])
     assert not instruct.cond.use_template and list(instruct.train.frozen_blocks) == []
-    assert instruct.train.init_from == "stage1.ckpt" and instruct.model == align.model
+    assert instruct.train.init_from == str(tmp_path / "stage1.ckpt") and instruct.model == align.model
 
 
 def test_stage1_keeps_temporal_blocks_frozen_and_out_of_the_optimiser(stage1):
@@ -96,13 +97,14 @@ def test_stage2_starts_from_stage1_and_trains_everything(stage1):
 
 
 def test_sampling_from_the_checkpoint_with_a_negative_prompt(stage1):
-    """The negative prompt replaces the null branch: no effect at guidance 1, an effect above it."""
+    """A stage-1 (template-only) model samples by modality with guidance, and refuses a free-text negative
+    prompt naming what it is conditioned on (its captions were all the template)."""
     module = DiffusionModule.from_checkpoint(str(stage1["result"].last_ckpt))
     assert module.cond_encoder.text_encoder.folder == stage1["module"].cond_encoder.text_encoder.folder
     common = dict(num=2, seed=3, steps=2, modalities=["endoscopy", "mri"], decode=False)
     plain = module.generate(guidance_scale=1.0, **common)
-    assert torch.equal(module.generate(guidance_scale=1.0, negative_prompt="blurry camera", **common), plain)
     guided = module.generate(guidance_scale=3.0, **common)
-    negative = module.generate(guidance_scale=3.0, negative_prompt="blurry camera", **common)
-    assert plain.shape == (2, 4, 2, 4, 4) and torch.isfinite(negative).all()
-    assert not torch.allclose(guided, plain) and not torch.allclose(negative, guided)
+    assert plain.shape == (2, 4, 2, 4, 4) and torch.isfinite(guided).all()
+    assert not torch.allclose(guided, plain)
+    with pytest.raises(ValueError, match="--negative-prompt: this model is not conditioned on free text"):
+        module.generate(guidance_scale=3.0, negative_prompt="blurry camera", **common)

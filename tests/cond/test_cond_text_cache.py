@@ -12,7 +12,7 @@ from medsora.data.cache import (
 )
 from medsora.fit import fit_stage
 from medsora.training.diffusion_module import DiffusionModule
-from medsora.training.loaders import build_loaders
+from medsora.training.stage import build_datamodule
 
 TINY = [
     "model.depth=1", "model.hidden=32", "model.heads=4", "model.d_state=8", "model.headdim=8", "model.window=2",
@@ -74,8 +74,7 @@ def test_cached_features_give_the_online_condition(tmp_path, tiny_t5, modality_c
 def test_training_from_cached_features_never_loads_t5(tmp_path, tiny_t5, modality_cache):
     cfg = _cfg(tmp_path, tiny_t5)
     modality_cache(cfg, text_encoder=T5TextEncoder.from_config(cfg.cond))
-    train, _, _ = build_loaders(cfg)
-    batch = next(iter(train))
+    batch = next(iter(build_datamodule(cfg).train_dataloader()))
     assert batch["text_hidden"].shape[0] == 4 and batch["text_mask"].any()
     module = DiffusionModule(cfg, ["endoscopy", "mri"])
     result = fit_stage(cfg, module=module)

@@ -64,13 +64,13 @@ def test_experiment_given_as_a_file_with_relative_defaults(tmp_path, monkeypatch
     runs = tmp_path / "runs"
     runs.mkdir()
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "wide.yaml").write_text("hidden: 80\n")
+    (tmp_path / "models" / "wide.yaml").write_text("d_state: 32\n")  # a key diffusion_demo does not set itself
     (runs / "wide.yaml").write_text("defaults:\n  - experiment: diffusion_demo\n  - model: ../models/wide.yaml\n"
                                     "name: wide\n")
     monkeypatch.chdir(tmp_path)
     cfg = compose(overrides=["experiment=runs/wide.yaml", "model.depth=2"])
-    assert (cfg.name, cfg.model.hidden, cfg.model.depth, cfg.stage) == ("wide", 80, 2, "diffusion")
-    assert compose(overrides=["experiment=diffusion_demo", "model=models/wide.yaml"]).model.hidden == 80
+    assert (cfg.name, cfg.model.d_state, cfg.model.depth, cfg.stage) == ("wide", 32, 2, "diffusion")
+    assert compose(overrides=["experiment=diffusion_demo", "model=models/wide.yaml"]).model.d_state == 32
 
 
 def test_missing_files_and_folders_are_named(tmp_path, monkeypatch):

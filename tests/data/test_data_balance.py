@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from medsora.data.balance import ModalityBalance
-from medsora.training.data_order import ResumableSampler, SeededItems
+from medsora.data.order import ResumableSampler, SeededItems
 
 # 3 modalities of very different sizes: 2, 5 and 13 videos (20 items)
 MODS = ["mri"] * 2 + ["cell"] * 5 + ["endo"] * 13
@@ -98,14 +98,15 @@ def test_repeated_draws_are_different_clips_and_first_draws_keep_their_seed():
 
 @pytest.mark.parametrize("policy", ["modality", "smallest"])
 def test_training_loader_of_the_demo_set_follows_the_policy(policy):
-    """Through build_loaders on the demo set: one epoch's batches hold the policy's count of each modality."""
+    """Through the training datamodule on the demo set: one epoch's batches hold the policy's count of each modality."""
     from medsora.config import compose
-    from medsora.training.loaders import build_loaders
+    from medsora.training.stage import build_datamodule
 
     cfg = compose(overrides=["data.root=demo", "data.demo_clips=12", "data.size=32", "data.num_frames=5",
                              "data.batch_size=1", "data.num_workers=0", "data.val_fraction=0.0",
                              f"data.balance={policy}"])
-    train, _, dm = build_loaders(cfg)
+    dm = build_datamodule(cfg)
+    train = dm.train_dataloader()
     mods = [dm.train_set.table.entries[i].modality for i in dm.train_set.indices]
     sizes = Counter(mods)
     quota = len(mods) // len(sizes) if policy == "modality" else min(sizes.values())

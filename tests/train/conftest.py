@@ -128,3 +128,9 @@ def tiny_diffusion_ckpt(tmp_path_factory, tiny_vae_ckpt) -> Path:
     out = tmp_path_factory.mktemp("diffusion-run")
     cfg = compose("diffusion_demo", [*tiny_run_overrides(out, tiny_vae_ckpt), "name=diff"])
     return fit_stage(cfg).last_ckpt
+
+
+@pytest.fixture
+def cache_tools():
+    """``(make_cache, tiny_overrides)`` for tests that build a cache of their own (conftest is not importable)."""
+    return make_cache, tiny_overrides

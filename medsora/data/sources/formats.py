@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import tifffile
+
 __all__ = [
     "UnreadableVideo",
     "VIDEO_SUFFIXES",
@@ -18,6 +20,9 @@ __all__ = [
     "is_dicom_file",
     "is_image_file",
     "is_nifti_file",
+    "is_tiff_stack",
+    "tiff_pages",
+    "TIFF_SUFFIXES",
     "source_format",
 ]
 
@@ -25,6 +30,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 class UnreadableVideo(Exception):
@@ -49,6 +55,20 @@ def is_nifti_file(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
+def tiff_pages(path: Path) -> int:
+    """Pages (IFDs) of a TIFF file from its headers (tifffile); 0 when it does not parse."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError, EOFError, RuntimeError):
+        return 0
+
+
+def is_tiff_stack(path: Path) -> bool:
+    """A ``.tif``/``.tiff`` file holding more than one page: a video of its own, one frame per page."""
+    return path.suffix.lower() in TIFF_SUFFIXES and path.is_file() and tiff_pages(path) > 1
+
+
 def is_dicom_file(path: Path) -> bool:
     """A ``.dcm``/``.dicom`` file, or an extension-less file with the DICOM preamble.
 
@@ -69,14 +89,15 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def source_format(path: Path) -> str:
-    """The reader a path needs: ``video``, ``image``, ``dicom``, ``nifti``, ``frames`` or ``dicom_series``.
+    """The reader a path needs: ``video``, ``image``, ``tiff_stack``, ``dicom``, ``nifti``, ``frames`` or ``dicom_series``.
 
-    A folder is a frame sequence when it holds images, else a DICOM series when it
-    holds DICOM files. Raises UnreadableVideo for anything else.
+    A folder is a frame sequence when it holds single-frame images, else a DICOM series when it
+    holds DICOM files. A multi-page TIFF file is a video of its own (``tiff_stack``). Raises
+    UnreadableVideo for anything else.
     """
     if path.is_dir():
         children = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        if any(is_image_file(p) for p in children):
+        if any(is_image_file(p) and not is_tiff_stack(p) for p in children):
             return "frames"
         if any(is_dicom_file(p) for p in children):
             return "dicom_series"
@@ -87,7 +108,7 @@ def source_format(path: Path) -> str:
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix in IMAGE_SUFFIXES:
-        return "image"
+        return "tiff_stack" if is_tiff_stack(path) else "image"
     if is_nifti_file(path):
         return "nifti"
     if is_dicom_file(path):

@@ -70,7 +70,9 @@ def read_nifti(path: Path, indices: Sequence[int] | None = None, axis: int = 2, 
 
     Volumes are reoriented to RAS+ first; frames are displayed with the second
     in-plane axis pointing up (anterior/superior at the top). Intensities go to
-    8 bits with robust percentiles over the whole frame sequence.
+    8 bits with robust percentiles over the whole frame sequence; NaN/Inf voxels (masked
+    regions of statistical maps) show as the low end, and a volume without any finite voxel is
+    refused as bad data.
 
     Returns:
         frames: uint8 T×H×W×3; meta: format, num_frames, height, width, fps
@@ -82,6 +84,8 @@ def read_nifti(path: Path, indices: Sequence[int] | None = None, axis: int = 2, 
         data = np.asarray(image.get_fdata(dtype=np.float32)).reshape(shape)
     except _NIFTI_ERRORS as err:
         raise UnreadableVideo(path, f"voxel data does not read: {type(err).__name__}: {err}") from None
+    if not np.isfinite(data).any():
+        raise UnreadableVideo(path, "no finite voxel value (all NaN/Inf): bad data, not a black clip")
     if data.ndim == 2:
         planes = _plane_to_image(data)[None]
     elif data.ndim == 3:

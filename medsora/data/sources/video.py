@@ -7,9 +7,10 @@ from typing import Sequence
 import av
 import numpy as np
 
+from medsora.data.sources.downscale import check_pixels, target_size
 from medsora.data.sources.formats import UnreadableVideo
 
-__all__ = ["read_video_file", "probe_video_file"]
+__all__ = ["read_video_file", "probe_video_file", "count_video_frames"]
 
 # Errors libav/PyAV raise on corrupt input; anything else is a bug and propagates.
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError, IndexError)
@@ -38,12 +39,16 @@ def _open(path: Path):
     return container
 
 
-def probe_video_file(path: Path) -> dict:
-    """Header facts and one decoded frame (catches files whose header is fine but data is not)."""
+def probe_video_file(path: Path, max_pixels: int | None = None) -> dict:
+    """Header facts and one decoded frame (catches files whose header is fine but data is not).
+
+    Frames over ``max_pixels`` are refused from the header, before anything is decoded.
+    """
     container = _open(path)
     try:
         stream = container.streams.video[0]
         meta = _stream_meta(stream)
+        check_pixels(path, meta["height"], meta["width"], max_pixels)
         try:
             next(container.decode(stream))
         except StopIteration:
@@ -55,7 +60,27 @@ def probe_video_file(path: Path) -> dict:
         container.close()
 
 
-def read_video_file(path: Path, indices: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
+def count_video_frames(path: Path) -> int:
+    """Frames of a video whose header does not record them, counted from its packets (no decoding)."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except _AV_ERRORS as err:
+        raise UnreadableVideo(path, f"cannot count frames: {err}") from None
+    finally:
+        container.close()
+
+
+def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """A decoded frame as uint8 H×W×3, scaled by libswscale (area averaging) when ``size`` is given."""
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="AREA").to_ndarray()
+
+
+def read_video_file(path: Path, indices: Sequence[int] | None = None, short_side: int | None = None,
+                    max_pixels: int | None = None) -> tuple[np.ndarray, dict]:
     """Decode a video file to RGB frames.
 
     Decoding is sequential and stops after the last requested frame, so a clip
@@ -64,6 +89,9 @@ def read_video_file(path: Path, indices: Sequence[int] | None = None) -> tuple[n
     Args:
         path: the video file.
         indices: frame indices to return, in order (repeats allowed); ``None`` = all.
+        short_side: scale each frame as it is decoded (libswscale, area averaging) so that its
+            short side is at most this; only the small frames are ever kept.
+        max_pixels: refuse (from the header) frames of more pixels (``data.max_frame_pixels``).
     Returns:
         frames: uint8 T×H×W×3 (T = len(indices) or the number of frames);
         meta: format, codec, fps, num_frames (header count, or the decoded count
@@ -77,6 +105,8 @@ def read_video_file(path: Path, indices: Sequence[int] | None = None) -> tuple[n
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threading; output is identical to single-threaded
         meta = _stream_meta(stream)
+        check_pixels(path, meta["height"], meta["width"], max_pixels)
+        size = target_size(meta["height"], meta["width"], short_side)
         wanted = None if indices is None else set(int(i) for i in indices)
         last = None if wanted is None else max(wanted)
         kept: dict[int, np.ndarray] = {}
@@ -84,8 +114,11 @@ def read_video_file(path: Path, indices: Sequence[int] | None = None) -> tuple[n
         try:
             for count, frame in enumerate(container.decode(stream), start=1):
                 index, final = count - 1, frame
+                if size is not None and (frame.height, frame.width) != (meta["height"], meta["width"]):
+                    raise UnreadableVideo(path, f"frame size changes mid-stream ({frame.width}×{frame.height} at "
+                                                f"frame {index}, {meta['width']}×{meta['height']} in the header)")
                 if wanted is None or index in wanted:
-                    kept[index] = frame.to_ndarray(format="rgb24")
+                    kept[index] = _rgb(frame, size)
                 if last is not None and index >= last:
                     break
         except _AV_ERRORS as err:
@@ -108,7 +141,7 @@ def read_video_file(path: Path, indices: Sequence[int] | None = None) -> tuple[n
         if last >= count and not (slack and last == count):
             raise UnreadableVideo(path, f"truncated: frame {last} requested, only {count} frames decode")
         if last == count:
-            kept[count] = final.to_ndarray(format="rgb24")
+            kept[count] = _rgb(final, size)
         order = [int(i) for i in indices]
     shapes = {kept[i].shape for i in kept}
     if len(shapes) > 1:

@@ -3,8 +3,9 @@
 Lightning restores its loop counters from a checkpoint, but a plain ``DataLoader`` restarts the
 interrupted epoch from its first batch (only loaders with their own ``state_dict`` resume). Here
 the order of epoch ``e`` is ``randperm(seed + e)``, so it can be recomputed at any time, and
-:class:`ResumeDataOrder` tells the sampler how many of the epoch's batches were already
-trained on, from the restored loop counter, so the resumed epoch continues with the next one.
+``VideoDataModule`` records in every checkpoint which epoch was running and how many of its
+batches were trained; on resume it builds the sampler at that epoch with those batches skipped,
+before Lightning first iterates the loader (with workers that happens before any callback runs).
 
 Items are drawn as ``(epoch, index)`` keys and :class:`SeededItems` runs the data set's
 ``__getitem__`` under torch's RNG seeded by that key, so random crops and temporal offsets are
@@ -18,14 +19,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import hashlib
+
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
-from medsora.training.batch_random import step_seed
+__all__ = ["ResumableSampler", "SeededItems", "item_seed"]
 
-__all__ = ["ResumableSampler", "ResumeDataOrder", "SeededItems"]
+
+def item_seed(seed: int, epoch: int, index: int, *draw: int) -> int:
+    """The 63-bit seed of item ``index`` in ``epoch`` of a run seeded ``seed`` (SHA-256 of the key);
+    ``draw``: a later draw of an item a balanced epoch repeats (``data.balance``)."""
+    digest = hashlib.sha256(repr((int(seed), "item", int(epoch), int(index), *map(int, draw))).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def _rank_world() -> tuple[int, int]:
@@ -43,19 +50,22 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         shuffle: permute (training) or keep the data set's order (validation).
         drop_last: drop the tail that does not split evenly across ranks (training); otherwise
             pad it by wrapping around, as ``DistributedSampler`` does.
+        epoch, skip: the epoch to start in, and how many of this rank's items its first
+            iteration leaves out (a resume mid-epoch).
         balance: a :class:`medsora.data.balance.ModalityBalance` giving each epoch's items
             (``data.balance``); a repeated item's later draws are keyed ``(epoch, index, draw)``.
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True, balance=None):
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = True, epoch: int = 0,
+                 skip: int = 0, balance=None):
         if size < 1:
             raise ValueError("the data set is empty: check data.root / data.manifest / data.cache")
         self.size, self.seed, self.shuffle, self.drop_last = int(size), int(seed), shuffle, drop_last
         self.balance = balance
         if balance is not None:
             self.size = len(balance)  # items per epoch under the policy
-        self.epoch = 0
-        self._skip = 0
+        self.epoch = int(epoch)
+        self._skip = int(skip)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch."""
@@ -118,24 +128,5 @@ class SeededItems(Dataset):
     def __getitem__(self, key: tuple[int, ...]) -> Any:
         epoch, index, *draw = key  # (epoch, index, draw): a later draw of a balanced epoch's repeat
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(step_seed(self.seed, "item", epoch, index, *draw))
+            torch.manual_seed(item_seed(self.seed, epoch, index, *draw))
             return self.dataset[index]
-
-
-class ResumeDataOrder(Callback):
-    """On a resumed fit, skips the batches of the interrupted epoch that were already trained.
-
-    Needs the train loader's sampler to be a :class:`ResumableSampler`.
-    """
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        loader = trainer.train_dataloader
-        if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, ResumableSampler):
-            return
-        progress = trainer.fit_loop.epoch_loop.batch_progress
-        # A checkpoint written at a batch end has the batch processed but not yet "completed";
-        # Lightning counts it as done on restart, so must we. At an epoch's last batch the loop
-        # moves on to the next epoch, which starts from its first batch.
-        done = 0 if progress.is_last_batch else progress.current.processed
-        if done > 0 and loader.batch_size:
-            loader.sampler.skip_next(done * loader.batch_size)
