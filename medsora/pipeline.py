@@ -173,9 +173,11 @@ class MedSoraPipeline(DiffusionPipeline):
             raise ValueError(f"prompt=: this model is not text-conditioned; it is conditioned on {conditioned_on}")
         if modality is not None and (cond is None or cond.encoder.modality is None):
             raise ValueError(f"modality=: this model has no modality conditioning; it is conditioned on {conditioned_on}")
-        if attributes:
+        specs = getattr(cond.encoder, "attribute_specs", ()) if cond is not None else ()
+        if attributes and not specs:
             raise ValueError(f"attributes=: this model has no attribute conditioning; it is conditioned on {conditioned_on}")
-        if image is not None:
+        first_frame = bool((self.transformer.config.run.get("cond") or {}).get("first_frame"))
+        if image is not None and not first_frame:
             raise ValueError(f"image=: this model has no image (first-frame) conditioning; it is conditioned on {conditioned_on}")
         s = 1 if (self.transformer.config.run.get("vae") or {}).get("kind") == "sd" else 4  # the VAE's frame stride
         if num_frames is not None and (int(num_frames) < 1 or (int(num_frames) - 1) % s):
@@ -223,12 +225,22 @@ class MedSoraPipeline(DiffusionPipeline):
         if gens is not None and len(gens) != n:
             raise ValueError(f"got {len(gens)} generators for {n} videos: pass one per video (or none, and seed=)")
         model = ExportedModel(self.transformer, self.vae, self.condition_encoder, num_frames)
+        control: dict = {}
+        if attributes:  # {name: value}, validated as --attr NAME=VALUE is (unknown names/values name the allowed ones)
+            from medsora.cond.attribute_spec import parse_assignments
+
+            control["attributes"] = parse_assignments(self.condition_encoder.encoder.attribute_specs,
+                                                      [f"{k}={v}" for k, v in attributes.items()])
+        if image is not None:  # a PNG/JPEG/DICOM/video path, preprocessed exactly as the training clips
+            from medsora.cond.first_frame import load_first_frame
+
+            control["first_frames"] = load_first_frame(image, model.cfg.data, 0)
         fill = lambda v: None if v is None else (v * n if len(v) == 1 else v)  # noqa: E731
         videos, labels = model.generate(
             n, seed=seed, sampler=self._sampler(), steps=num_inference_steps, guidance_scale=guidance_scale,
             modalities=fill(modalities), prompts=fill(prompts), negative_prompt=negative_prompt, batch_size=n,
             progress=not self._progress_bar_config.get("disable", False), return_labels=True,
-            decode=output_type != "latent", generators=gens,
+            decode=output_type != "latent", generators=gens, **control,
         )
         if output_type == "latent":
             return MedSoraPipelineOutput(frames=videos, labels=labels)
