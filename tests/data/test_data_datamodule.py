@@ -44,7 +44,7 @@ def test_batches_have_the_contract_shape(tmp_path, media):
     batches = _drain(dm.train_dataloader())
     assert len(batches) == 2
     batch = batches[0]
-    assert set(batch) == {"video", "caption", "modality", "path", "clip", "fps"}
+    assert set(batch) == {"video", "caption", "modality", "path", "clip", "fps", "attributes"}
     assert batch["fps"].tolist() == [8.0, 8.0] and batch["clip"].tolist() == [0, 0]  # the files' 8 fps, stride 1
     assert batch["video"].shape == (2, 3, 5, 16, 16) and batch["video"].dtype == torch.float32
     assert batch["video"].min() >= -1 and batch["video"].max() <= 1
