@@ -55,6 +55,7 @@ def worker(args) -> dict:
     import torch
 
     from medsora.backbone import MedSoraDiT
+    from medsora.backbone.cost import saved_activation_bytes
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -66,7 +67,6 @@ def worker(args) -> dict:
     ).to(device)
     x = torch.randn(1, LATENT_CHANNELS, t_len, 2 * h, 2 * w, device=device)
     t = torch.tensor([500], device=device)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
 
     def sync():
         if device.type == "cuda":
@@ -91,17 +91,7 @@ def worker(args) -> dict:
     else:
         peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
 
-    saved = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = model(x, t)
-    del out
+    activation_bytes = saved_activation_bytes(model, x, t)
     # The first pass is a warm-up; so are ``--warmup - 1`` more (the CPU allocator's reuse of freed
     # blocks settles over a few passes at multi-GiB activation sizes). Where the warm-ups and repeats
     # would exceed the time budget the first pass is the measurement.
@@ -113,7 +103,7 @@ def worker(args) -> dict:
         times = [first]
     return dict(
         pattern=args.pattern, grid=args.grid, tokens=t_len * h * w, times=times, median=statistics.median(times),
-        activation_mib=sum(saved.values()) / 2**20, peak_mib=peak_mib,
+        activation_mib=activation_bytes / 2**20, peak_mib=peak_mib,
         params=sum(p.numel() for p in model.parameters()),
     )
 

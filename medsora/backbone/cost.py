@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "forward_flops"]
+__all__ = ["count_parameters", "forward_flops", "saved_activation_bytes"]
 
 
 def _build(model_cfg, in_channels: int, **changes):
@@ -59,3 +59,20 @@ def forward_flops(model_cfg, in_channels: int, latent: Sequence[int]) -> tuple[i
         return one, dict(kinds_one)
     two, kinds_two = _layer_flops(model_cfg, in_channels, 2, latent)
     return one + (depth - 1) * (two - one), {kind: kinds_one[kind] * depth for kind in kinds_two}
+
+
+def saved_activation_bytes(model: torch.nn.Module, *inputs) -> int:
+    """Bytes of the distinct storages autograd saves for backward in one ``model(*inputs)``, parameters
+    excluded (counted with ``torch.autograd.graph.saved_tensors_hooks``; the output is discarded)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(*inputs)
+    return sum(saved.values())

@@ -60,8 +60,7 @@ class FID(DistributionMetric, Resamplable):
 
     def __init__(self, feature: nn.Module | FrameFeatures, max_frames: int = 16, batch_size: int = 32,
                  device: str | torch.device = "cpu") -> None:
-        self.frames = feature if isinstance(feature, FrameFeatures) else FrameFeatures(feature, max_frames,
-                                                                                        batch_size, device)
+        self.frames = FrameFeatures.of(feature, max_frames, batch_size, device)
         self.protocol = self.frames.protocol() + ", 2048-d pool features, unbiased covariance"
 
     def update(self, video: Tensor, meta: dict, real: bool) -> None:

@@ -20,6 +20,12 @@ __all__ = ["FrameFeatures"]
 class FrameFeatures:
     """``feature``: uint8 N×3×H×W -> N×D (torch-fidelity's InceptionV3 or any stand-in)."""
 
+    @classmethod
+    def of(cls, feature: "nn.Module | FrameFeatures", max_frames: int = 16, batch_size: int = 32,
+           device="cpu") -> "FrameFeatures":
+        """``feature`` itself when it is already shared (FID and KID over one Inception pass), else a new one."""
+        return feature if isinstance(feature, FrameFeatures) else cls(feature, max_frames, batch_size, device)
+
     def __init__(self, feature: nn.Module, max_frames: int = 16, batch_size: int = 32,
                  device: str | torch.device = "cpu") -> None:
         self.feature = feature.to(device).eval()

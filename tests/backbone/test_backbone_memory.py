@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from medsora.backbone import MedSoraDiT
+from medsora.backbone.cost import saved_activation_bytes
 from medsora.ssm import Mamba2Layer
 
 PATTERNS = {"medsora": dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_ratio=0.0),
@@ -15,17 +16,7 @@ PATTERNS = {"medsora": dict(blocks=["local_attn", "spatial_mamba", "temporal_mam
 
 def saved_bytes(model, x, t) -> int:
     """Bytes of the distinct storages autograd saves for backward in one forward, parameters excluded."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(x, t)
-    return sum(saved.values())
+    return saved_activation_bytes(model, x, t)
 
 
 def build(pattern, recompute=True, **kw):
