@@ -3,7 +3,9 @@
 Forward+backward time and memory against the number of tokens, for
 
 * ``medsora``: ``[local_attn, spatial_mamba, temporal_mamba]`` per layer, no MLP (the presets'
-  pattern and settings: Mamba-2, d_state 128, headdim 64, expand 2, 8×8 windows);
+  pattern and settings: Mamba-2, d_state 128, headdim 64, expand 2, 8×8 windows; with
+  ``--local-attn raster1d`` the reference's 1-D raster windows of ``--window`` tokens reaching
+  ``--window-reach`` windows each way, as ``experiment=medsora_reference``);
 * ``full_attn``: a DiT block per layer (joint attention over all T·h·w tokens + MLP ×4),
 
 at the same width and depth. Each (pattern, grid) runs in a fresh subprocess so that its
@@ -14,6 +16,7 @@ up): at small token counts fixed per-call costs make every curve look flatter.
 
     python benchmarks/backbone.py            # full run, appends to benchmarks/RESULTS.md
     python benchmarks/backbone.py --quick    # smoke run, nothing written
+    python benchmarks/backbone.py --local-attn raster1d   # the reference's local attention
 """
 from __future__ import annotations
 
@@ -63,7 +66,8 @@ def worker(args) -> dict:
     t_len, h, w = (int(v) for v in args.grid.split("x"))
     model = MedSoraDiT(
         in_channels=LATENT_CHANNELS, depth=args.depth, hidden=args.hidden, heads=args.heads, patch=2,
-        d_state=args.d_state, headdim=64, expand=2, window=8, learn_sigma=True, **PATTERNS[args.pattern],
+        d_state=args.d_state, headdim=64, expand=2, window=args.window, learn_sigma=True,
+        local_attn=args.local_attn, window_reach=args.window_reach, **PATTERNS[args.pattern],
     ).to(device)
     x = torch.randn(1, LATENT_CHANNELS, t_len, 2 * h, 2 * w, device=device)
     t = torch.tensor([500], device=device)
@@ -72,13 +76,15 @@ def worker(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+
     def step():
         sync()
-        start = time.perf_counter()
+        start = clock()
         model(x, t).square().mean().backward()
         sync()
         model.zero_grad(set_to_none=True)
-        return time.perf_counter() - start
+        return clock() - start
 
     # Peak first, while nothing has run yet: ru_maxrss is a lifetime maximum.
     if device.type == "cuda":
@@ -110,7 +116,8 @@ def worker(args) -> dict:
 
 def run_worker(args, pattern: str, grid: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--pattern", pattern, "--grid", grid]
-    for key in ("device", "hidden", "depth", "heads", "d_state", "repeats", "warmup", "threads", "time_limit"):
+    for key in ("device", "hidden", "depth", "heads", "d_state", "repeats", "warmup", "threads", "time_limit",
+                "local_attn", "window", "window_reach", "clock"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     try:
@@ -184,6 +191,14 @@ def main(argv=None) -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--d-state", type=int, default=128)
+    parser.add_argument("--local-attn", default="tile", choices=["tile", "raster1d"],
+                        help="model.local_attn of the MedSora patterns: tile (window×window tiles) or raster1d "
+                             "(the reference's 1-D windows)")
+    parser.add_argument("--window", type=int, default=8, help="model.window: tile side, or raster1d window length")
+    parser.add_argument("--window-reach", type=int, default=1, help="model.window_reach (raster1d only)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="time passes by wall clock, or by the process's CPU time (with --threads 1 on a "
+                             "loaded shared CPU: what other processes' load does not inflate)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed passes before the timed ones (>= 1; the CPU allocator settles over a few)")
@@ -290,17 +305,21 @@ def main(argv=None) -> None:
                    f"full attention slope ≥ 1.7: {'met' if goal_full else 'NOT met'} ({slopes['full_attn']:.2f})")
 
     command = "python benchmarks/backbone.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    local = (f"{args.window}×{args.window} tiles" if args.local_attn == "tile" else
+             f"raster1d: 1-D windows of {args.window} tokens, reach {args.window_reach}, "
+             f"{(2 * args.window_reach + 1) * args.window} keys")
     report = "\n".join([
-        f"## Backbone scaling: MedSora pattern vs full attention ({args.device}, {time.strftime('%Y-%m-%d')})",
+        f"## Backbone scaling: MedSora pattern vs full attention ({args.device}, local_attn {args.local_attn}, "
+        f"{time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `{command.strip()}`  ",
         f"Machine: {host}  ",
         f"Setup: hidden {args.hidden}, depth {args.depth}, heads {args.heads}, batch 1, {LATENT_CHANNELS} latent "
-        f"channels, patch 2, learned sigma; MedSora = local_attn (8×8) → bidirectional spiral spatial Mamba-2 → "
+        f"channels, patch 2, learned sigma; MedSora = local_attn ({local}) → bidirectional spiral spatial Mamba-2 → "
         f"causal temporal Mamba-2 (d_state {args.d_state}, headdim 64, expand 2), no MLP, "
         f"{med_p / 1e6:.2f} M params; full_attn = DiT block (joint attention + MLP×4), {full_p / 1e6:.2f} M params; "
         f"MedSora+ckpt = MedSora with model.checkpoint_blocks=[spatial_mamba]. "
-        f"Time: wall-clock median of {args.repeats} fwd+bwd passes after {args.warmup} untimed warm-up pass(es) "
+        f"Time: {'wall-clock' if args.clock == 'wall' else 'process CPU-time'} median of {args.repeats} fwd+bwd passes after {args.warmup} untimed warm-up pass(es) "
         f"(the first pass alone where that would exceed --time-limit {args.time_limit:g} s). Activation: bytes autograd saves for backward. Peak: resident-memory growth of the "
         f"process over one fwd+bwd ({'CUDA max_memory_allocated' if args.device == 'cuda' else 'ru_maxrss'}).",
         "",

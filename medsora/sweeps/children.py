@@ -8,14 +8,20 @@ orphans. On Linux each child is started through a tiny launcher that asks the ke
 in a ``preexec_fn`` would be simpler but is unsafe in a process with threads, which the sweep's
 job pool has.) Checkpoints are written atomically, so a child killed mid-write loses nothing but
 the step in flight; the sweep resumes it from its newest checkpoint on the next run.
+
+:func:`run_child` also returns what the child cost: its CPU seconds (user + system, its own
+descendants such as data-loader workers included) and peak resident memory, read from the
+kernel's accounting when it is reaped (``os.wait4``) -- on a shared machine the CPU time is the
+figure that wall time cannot give.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from typing import IO, Optional, Sequence
+from typing import IO, NamedTuple, Optional, Sequence
 
-__all__ = ["LAUNCHER", "child_command", "run_child"]
+__all__ = ["LAUNCHER", "ChildResult", "child_command", "run_child"]
 
 # argv: python -c LAUNCHER <parent pid> <command...>
 LAUNCHER = (
@@ -35,13 +41,34 @@ def child_command(cmd: Sequence[str], parent_pid: int) -> list[str]:
     return [sys.executable, "-c", LAUNCHER, str(parent_pid), *cmd]
 
 
-def run_child(cmd: Sequence[str], log: IO, env: Optional[dict] = None) -> int:
-    """Run ``cmd`` to completion as a child that dies with this process; returns its exit status."""
-    import os
+class ChildResult(NamedTuple):
+    """A finished child: exit status, CPU seconds (user + system, with its reaped descendants), peak RSS."""
 
+    returncode: int
+    cpu_s: float
+    max_rss_mb: float
+
+
+def _reap(proc: subprocess.Popen) -> ChildResult:
+    """Wait for ``proc`` with ``os.wait4`` (its resource usage), where the platform has it."""
+    if not hasattr(os, "wait4"):
+        return ChildResult(proc.wait(), float("nan"), float("nan"))
+    while True:
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            break
+        except InterruptedError:
+            continue
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    scale = 1024 if sys.platform.startswith("linux") else 1  # ru_maxrss: KiB on Linux, bytes on macOS
+    return ChildResult(proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * scale / 2**20)
+
+
+def run_child(cmd: Sequence[str], log: IO, env: Optional[dict] = None) -> ChildResult:
+    """Run ``cmd`` to completion as a child that dies with this process; returns its exit status and cost."""
     proc = subprocess.Popen(child_command(cmd, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        return proc.wait()
+        return _reap(proc)
     except BaseException:  # KeyboardInterrupt or an error in the sweep: take the child down too
         proc.kill()
         proc.wait()

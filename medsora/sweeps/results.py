@@ -17,11 +17,15 @@ TAGS: dict[str, tuple[str, ...]] = {
     "train_denoise": ("train/denoise",),
     "val_denoise": ("val/denoise",),
     "step_time_s": ("perf/step_time_s",),
+    "step_cpu_s": ("perf/step_cpu_s",),
     "peak_mem_mb": ("perf/peak_mem_mb",),
 }
 CURVE_TAGS = ("train/denoise", "train/loss", "train/loss_step")
+# step_time_s is wall time per step, step_cpu_s the process's CPU time per step (what a shared machine's load
+# does not inflate, with one thread per child); cpu_s is the whole child's CPU time (start-up, validation and
+# end-of-run samples included).
 COLUMNS = ("variant", "status", "params_m", "gflops", "train_loss", "val_loss", "train_denoise", "val_denoise",
-           "step_time_s", "peak_mem_mb")
+           "step_time_s", "step_cpu_s", "peak_mem_mb", "cpu_s")
 # Training losses are single noisy steps: the final value is the mean of the last 10 % of the logged points.
 TAIL_FRACTION = 0.1
 
@@ -66,6 +70,7 @@ def summarize_run(log_dir: Path) -> dict[str, Any]:
         "train_denoise": _final(series, TAGS["train_denoise"], "tail"),
         "val_denoise": _final(series, TAGS["val_denoise"]),
         "step_time_s": _final(series, TAGS["step_time_s"], "median"),
+        "step_cpu_s": _final(series, TAGS["step_cpu_s"], "median"),
         "peak_mem_mb": _final(series, TAGS["peak_mem_mb"], "max"),
     }
 
@@ -87,8 +92,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_tables(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.md``; metric columns beyond COLUMNS are appended."""
+def cpu_footer(rows: list[dict[str, Any]], prepare_cpu: Iterable[float], jobs: int = 1) -> str:
+    """One line: the CPU seconds of the variants' children and of the VAE/cache preparation, and their sum."""
+    def total(values) -> float:
+        return sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+
+    variants = total(row.get("cpu_s") for row in rows)
+    prep = total(prepare_cpu)
+    return (f"CPU time (children's user + system): VAE + encode cache {prep:.0f} s, variants {variants:.0f} s, "
+            f"total {prep + variants:.0f} s = {(prep + variants) / 60:.1f} CPU-min ({jobs} at a time).")
+
+
+def write_tables(rows: list[dict[str, Any]], out_dir: Path, footer: str = "") -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.md`` (then ``footer``); metric columns beyond COLUMNS are appended."""
     extra = sorted({k for row in rows for k in row} - set(COLUMNS))
     columns = list(COLUMNS) + extra
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
@@ -99,7 +115,7 @@ def write_tables(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]
             writer.writerow({c: row.get(c) for c in columns})
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    md_path.write_text("\n".join(lines) + "\n")
+    md_path.write_text("\n".join(lines) + "\n" + (f"\n{footer}\n" if footer else ""))
     return csv_path, md_path
 
 

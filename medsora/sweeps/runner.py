@@ -6,6 +6,11 @@ others), one after another, or several at a time: one per device given, or ``job
 time on the CPU. A finished variant leaves ``OUT/V/result.json``; a rerun skips it, and resumes a
 variant that was interrupted (``ckpt=last``: its newest checkpoint). Children die with the sweep
 (:mod:`medsora.sweeps.children`).
+
+With ``prepare_vae`` the VAEs and encode caches (one per distinct VAE setting) are made first, in
+the same slots. With ``jobs`` > 1 on the CPU and no ``OMP_NUM_THREADS`` set, each child gets
+``cpus // jobs`` threads, so parallel children do not oversubscribe the cores. Every row records
+its child's CPU seconds (``cpu_s``); ``results.md`` ends with the sweep's total CPU time.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from tqdm.auto import tqdm
 from medsora.sweeps import results
 from medsora.sweeps.children import run_child
 from medsora.sweeps.prepare import prepare
-from medsora.sweeps.spec import SweepSpec, Variant, vae_only, validate
+from medsora.sweeps.spec import SweepSpec, Variant, prepare_overrides, validate
 
 RESULT_FILE = "result.json"
 
@@ -47,7 +52,7 @@ def fit_command(spec: SweepSpec, variant: Variant, run_dir: Path, extra: Sequenc
             f"name={variant.name}", f"out_dir={run_dir}"]
 
 
-def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
+def _evaluate(spec: SweepSpec, run_dir: Path, log, env: dict[str, str]) -> dict[str, Any]:
     """Sample from the variant's last checkpoint and score it with medsora.evaluate."""
     ev = spec.evaluate
     ckpts = sorted(run_dir.rglob("last.ckpt"))
@@ -58,13 +63,13 @@ def _evaluate(spec: SweepSpec, run_dir: Path, log) -> dict[str, Any]:
                   "--out", str(samples), "--steps", str(ev.get("steps", 50))]
     if ev.get("sampler"):  # else the run's own diffusion.sampler, which fits its objective
         sample_cmd += ["--sampler", str(ev["sampler"])]
-    if run_child(sample_cmd, log) != 0:
+    if run_child(sample_cmd, log, env).returncode != 0:
         raise subprocess.CalledProcessError(1, sample_cmd)
     eval_cmd = [sys.executable, "-m", "medsora.evaluate", "--real", str(ev.get("real", "demo")), "--fake", str(samples),
                 "--out", str(scores)]
     if ev.get("metrics"):
         eval_cmd += ["--metrics", ",".join(ev["metrics"])]
-    if run_child(eval_cmd, log) != 0:
+    if run_child(eval_cmd, log, env).returncode != 0:
         raise subprocess.CalledProcessError(1, eval_cmd)
     data = results.load_json(scores)
     metrics = data.get("metrics", data)
@@ -88,17 +93,18 @@ def run_variant(spec: SweepSpec, variant: Variant, out_dir: Path, cost: dict[str
     if any((run_dir / variant.name).glob("version_*/checkpoints/*.ckpt")):
         cmd.append("ckpt=last")  # an earlier sweep was interrupted in this variant: continue it
     start = time.time()
+    env = {**os.environ, **(env or {})}
     with (run_dir / "train.log").open("a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        returncode = run_child(cmd, log, env={**os.environ, **(env or {})})
-        row: dict[str, Any] = {"variant": variant.name, **(cost or {})}
-        if returncode != 0:
-            row["status"] = f"failed (exit {returncode}, see {run_dir / 'train.log'})"
+        child = run_child(cmd, log, env)
+        row: dict[str, Any] = {"variant": variant.name, **(cost or {}), "cpu_s": round(child.cpu_s, 1)}
+        if child.returncode != 0:
+            row["status"] = f"failed (exit {child.returncode}, see {run_dir / 'train.log'})"
             return row
         row.update(results.summarize_run(run_dir))
         if spec.evaluate:
-            row.update(_evaluate(spec, run_dir, log))
+            row.update(_evaluate(spec, run_dir, log, env))
     row["status"] = "done"
     row["wall_s"] = round(time.time() - start, 1)
     (run_dir / RESULT_FILE).write_text(json.dumps(row, indent=2))
@@ -117,8 +123,11 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
         for device in devices:
             slots.put(({"CUDA_VISIBLE_DEVICES": str(device)}, ["trainer.devices=1"]))
     else:
+        threads = {} if "OMP_NUM_THREADS" in os.environ or jobs <= 1 else {
+            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
         for _ in range(max(1, jobs)):
-            slots.put(({}, []))
+            slots.put((threads, []))
+    n_slots = slots.qsize()
 
     rows: dict[str, dict[str, Any]] = {}
     todo = []
@@ -128,18 +137,27 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
             rows[variant.name] = {**results.load_json(done), "status": "done (skipped: finished earlier)"}
         else:
             todo.append(variant)
-    prepared: dict[tuple[str, ...], list[str]] = {}
-    if spec.prepare_vae:  # one VAE + cache per distinct vae.* setting, before any variant trains
-        with (out_dir / "prepare.log").open("a") as log:
-            for key in dict.fromkeys(tuple(vae_only(v.overrides)) for v in todo):
-                prepared[key] = prepare(spec.prepare_vae, spec.base, key, extra, out_dir, log)
+    prepared: dict[tuple[str, ...], dict[str, Any]] = {}
+    keys = {v.name: tuple(prepare_overrides(v.overrides, configs[v.name])) for v in spec.variants}
+    if spec.prepare_vae:  # one VAE + cache per distinct VAE setting (and clips), before any variant trains
+
+        def prep(key: tuple[str, ...]) -> None:
+            env, more = slots.get()
+            try:
+                prepared[key] = prepare(spec.prepare_vae, spec.base, key, [*extra, *more], out_dir,
+                                        {**os.environ, **env}, spec.prepare_overrides)
+            finally:
+                slots.put((env, more))
+
+        with ThreadPoolExecutor(max_workers=n_slots) as pool:
+            list(pool.map(prep, dict.fromkeys(keys[v.name] for v in todo)))
     lock = threading.Lock()
     bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="variant")
 
     def work(variant: Variant) -> None:
         env, more = slots.get()
         try:
-            pointers = prepared.get(tuple(vae_only(variant.overrides)), [])
+            pointers = prepared[keys[variant.name]]["overrides"] if spec.prepare_vae else []
             row = run_variant(spec, variant, out_dir, costs[variant.name], [*extra, *more, *pointers], env)
         finally:
             slots.put((env, more))
@@ -148,12 +166,13 @@ def run_sweep(spec: SweepSpec, out_dir: Path, devices: Sequence[str] = (), jobs:
             bar.update(1)
             bar.set_postfix_str(f"{variant.name}: {row['status'][:20]}")
 
-    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+    with ThreadPoolExecutor(max_workers=n_slots) as pool:
         list(pool.map(work, todo))
     bar.close()
 
     ordered = [rows[v.name] for v in spec.variants]
-    results.write_tables(ordered, out_dir)
+    results.write_tables(ordered, out_dir, footer=results.cpu_footer(
+        ordered, [p["cpu_s"] for p in prepared.values()], jobs=n_slots))
     curves = {v.name: results.loss_curve(out_dir / v.name) for v in spec.variants}
     results.plot_curves(curves, out_dir / "loss_curves.png", f"sweep {spec.name} ({spec.base})")
     return ordered

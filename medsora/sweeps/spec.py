@@ -14,6 +14,7 @@ A sweep file (``configs/sweep/NAME.yaml``)::
     prepare_vae: vae_demo           # optional: train this VAE experiment and write the encode
                                     # cache once per distinct vae.* setting, and point every
                                     # variant at them (vae.ckpt, data.cache)
+    prepare_overrides: [trainer.max_steps=100]  # optional: overrides of that VAE training only
     evaluate:                       # optional: sample and score each variant
       real: demo                    # folder/manifest of real videos ("demo" = the demo set)
       metrics: [fvd, temporal_flickering]
@@ -33,7 +34,8 @@ from typing import Any
 from medsora.config import ConfigError, compose
 from medsora.config.yaml_io import YAMLInputError, read_yaml_file
 
-_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae", "match_params"}
+_ALLOWED = {"base", "overrides", "variants", "grid", "evaluate", "description", "prepare_vae", "match_params",
+            "prepare_overrides"}
 _EVAL_ALLOWED = {"real", "metrics", "num", "steps", "sampler"}
 
 
@@ -54,6 +56,7 @@ class SweepSpec:
     description: str = ""
     prepare_vae: str | None = None  # a stage: vae experiment trained once per distinct vae.* setting
     match_params: str | None = None  # size every other variant's backbone to this variant's parameter count
+    prepare_overrides: list[str] = field(default_factory=list)  # overrides of the prepare_vae training only
 
 
 def _format_value(value: Any) -> str:
@@ -138,7 +141,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     match = data.get("match_params")
     if match is not None and match not in names:
         raise ConfigError(f"{path}: match_params: '{match}' is not a variant (variants: {names})")
-    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")), prepare_vae, match)
+    prepare_extra = _as_overrides(data.get("prepare_overrides"), f"{path}: prepare_overrides")
+    if prepare_extra and prepare_vae is None:
+        raise ConfigError(f"{path}: 'prepare_overrides' needs 'prepare_vae' (the VAE experiment they apply to)")
+    return SweepSpec(path.stem, data["base"], variants, evaluate, str(data.get("description", "")), prepare_vae, match,
+                     prepare_extra)
 
 
 def validate(spec: SweepSpec, extra: list[str] | None = None) -> dict[str, Any]:
@@ -167,7 +174,8 @@ def _compose_all(spec: SweepSpec, extra: list[str] | None) -> dict[str, Any]:
             configs[variant.name] = compose(spec.base, list(variant.overrides) + list(extra or []))
             check_model(configs[variant.name])
             if spec.prepare_vae:
-                cfg = compose(spec.prepare_vae, [*vae_only(variant.overrides), *(extra or [])])
+                cfg = compose(spec.prepare_vae, [*prepare_overrides(variant.overrides, configs[variant.name]),
+                                                 *spec.prepare_overrides, *(extra or [])])
                 if cfg.stage != "vae":
                     raise ConfigError(f"prepare_vae: experiment '{spec.prepare_vae}' has stage '{cfg.stage}', not 'vae'")
         except ConfigError as err:
@@ -200,3 +208,15 @@ def check_model(cfg) -> None:
 def vae_only(overrides: list[str]) -> list[str]:
     """The overrides that change the VAE: they select a variant's shared VAE checkpoint and cache."""
     return [o for o in overrides if o.startswith("vae.")]
+
+
+def prepare_overrides(overrides: list[str], cfg) -> list[str]:
+    """What selects a variant's shared VAE and cache, and what its VAE training and encoding get.
+
+    The variant's ``vae.*`` overrides, then the ``data.*`` keys that decide which clips exist, read
+    from the variant's composed config (``cfg``): the VAE trains on, and the cache holds, the clips
+    the denoiser sees (a sweep's ``data.size=64`` reaches all three).
+    """
+    from medsora.training.demo import data_overrides
+
+    return [*vae_only(overrides), *data_overrides(cfg.data)]

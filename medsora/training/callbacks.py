@@ -181,8 +181,9 @@ class Throughput(Callback):
     """Logs speed and memory every ``log_every_n_steps`` optimizer steps.
 
     ``perf/step_time_s`` (wall time per training batch, from the batch's arrival to the end of its
-    optimizer step: loading the next batch is not counted),
-    ``perf/samples_per_s`` and ``perf/tokens_per_s`` (this rank), and ``perf/peak_mem_mb``
+    optimizer step: loading the next batch is not counted), ``perf/step_cpu_s`` (the process's CPU
+    time over the same intervals, all its threads: on a shared machine the figure that load does
+    not inflate), ``perf/samples_per_s`` and ``perf/tokens_per_s`` (this rank), and ``perf/peak_mem_mb``
     (CUDA peak allocation, or the process's peak resident memory on CPU). Time spent outside
     training batches (validation, sampling) is not counted.
 
@@ -195,11 +196,13 @@ class Throughput(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self._time, self._batches, self._samples, self._tokens = 0.0, 0, 0, 0
+        self._time, self._cpu, self._batches, self._samples, self._tokens = 0.0, 0.0, 0, 0, 0
         self._start: Optional[float] = None
+        self._cpu_start = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._start is None:
@@ -212,10 +215,12 @@ class Throughput(Callback):
         if log_now and device.type == "cuda":
             torch.cuda.synchronize(device)  # only here: the interval's kernels are then all counted
         self._time += time.perf_counter() - self._start
+        self._cpu += time.process_time() - self._cpu_start
         self._start = None
         if not log_now or self._time <= 0:
             return
-        metrics = {"perf/step_time_s": self._time / self._batches, "perf/samples_per_s": self._samples / self._time}
+        metrics = {"perf/step_time_s": self._time / self._batches, "perf/step_cpu_s": self._cpu / self._batches,
+                   "perf/samples_per_s": self._samples / self._time}
         if self.tokens_fn:
             metrics["perf/tokens_per_s"] = self._tokens / self._time
         if device.type == "cuda":

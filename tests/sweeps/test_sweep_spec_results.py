@@ -93,6 +93,7 @@ def test_summary_from_known_logs(tmp_path):
     for step, loss in enumerate([1.0, 0.5, 0.25, 0.125]):
         writer.add_scalar("train/loss", loss, step)
         writer.add_scalar("perf/step_time_s", [0.3, 0.1, 0.2, 0.9][step], step)
+        writer.add_scalar("perf/step_cpu_s", [0.05, 0.04, 0.07, 0.06][step], step)
         writer.add_scalar("perf/peak_mem_mb", 100.0 + step, step)
     writer.add_scalar("val/loss", 0.7, 3)
     writer.close()
@@ -101,6 +102,7 @@ def test_summary_from_known_logs(tmp_path):
     assert summary["train_denoise"] is None  # not logged: the column stays empty
     assert summary["val_loss"] == pytest.approx(0.7)
     assert summary["step_time_s"] == pytest.approx(0.3)  # median of 0.1, 0.2, 0.3, 0.9 (upper)
+    assert summary["step_cpu_s"] == pytest.approx(0.06)
     assert summary["peak_mem_mb"] == pytest.approx(103.0)
     assert [v for _, v in results.loss_curve(tmp_path / "v")] == [1.0, 0.5, 0.25, 0.125]
 
@@ -120,10 +122,14 @@ def test_final_training_loss_is_a_tail_mean_and_curves_prefer_denoise(tmp_path):
 
 
 def test_tables_and_plot(tmp_path):
-    rows = [{"variant": "a", "status": "done", "params_m": 1.5, "gflops": 2.5, "train_loss": 0.1, "fvd": 300.0},
-            {"variant": "b", "status": "failed", "params_m": 2.0}]
-    csv_path, md_path = results.write_tables(rows, tmp_path)
+    rows = [{"variant": "a", "status": "done", "params_m": 1.5, "gflops": 2.5, "train_loss": 0.1, "fvd": 300.0,
+             "cpu_s": 60.0},
+            {"variant": "b", "status": "failed", "params_m": 2.0, "cpu_s": 30.0}]
+    footer = results.cpu_footer(rows, [90.0, float("nan")], jobs=2)
+    assert footer.startswith("CPU time") and "VAE + encode cache 90 s, variants 90 s, total 180 s = 3.0 CPU-min" in footer
+    csv_path, md_path = results.write_tables(rows, tmp_path, footer=footer)
     md = md_path.read_text().splitlines()
+    assert md[-1] == footer
     assert md[0].startswith("| variant | status | params_m | gflops") and md[0].rstrip().endswith("fvd |")
     assert "| a | done | 1.5 | 2.5 | 0.1 |" in md[2] and md[3].count("–") >= 4
     assert csv_path.read_text().splitlines()[1].startswith("a,done,1.5,2.5,0.1")
@@ -186,15 +192,18 @@ def test_one_vae_and_cache_per_distinct_vae_setting(tmp_path, monkeypatch, confi
     spec = load_sweep(_write(tmp_path, """
 base: base
 prepare_vae: vae
+prepare_overrides: [trainer.max_steps=7]
 grid:
   align.enabled: [true, false]
   vae.freq_comp: [true, false]
 """))
     prepared, launched = [], {}
 
-    def fake_prepare(vae_experiment, base, overrides, common, out_dir, log):
+    def fake_prepare(vae_experiment, base, overrides, common, out_dir, env=None, train_overrides=()):
+        assert list(train_overrides) == ["trainer.max_steps=7"]  # the VAE training's own overrides
         prepared.append((vae_experiment, tuple(overrides)))
-        return [f"vae.ckpt=/ckpt/{len(prepared)}", f"data.cache=/cache/{len(prepared)}"]
+        return {"overrides": [f"vae.ckpt=/ckpt/{len(prepared)}", f"data.cache=/cache/{len(prepared)}"],
+                "cpu_s": 1.0}
 
     def fake_variant(spec_, variant, out_dir, params, extra=(), env=None):
         launched[variant.name] = list(extra)
@@ -203,10 +212,14 @@ grid:
     monkeypatch.setattr(runner, "prepare", fake_prepare)
     monkeypatch.setattr(runner, "run_variant", fake_variant)
     monkeypatch.setattr(runner, "backbone_cost", lambda cfg: {"params_m": 1e-6, "gflops": 0.0})
-    runner.run_sweep(spec, tmp_path / "out")
-    assert prepared == [("vae", ("vae.freq_comp=true",)), ("vae", ("vae.freq_comp=false",))]
-    assert launched["enabled-false_freq_comp-true"] == ["vae.ckpt=/ckpt/1", "data.cache=/cache/1"]
-    assert launched["enabled-true_freq_comp-false"] == ["vae.ckpt=/ckpt/2", "data.cache=/cache/2"]
+    runner.run_sweep(spec, tmp_path / "out", extra=["data.size=48"])
+    # the VAE trains on the denoisers' clips: the data keys of the composed base (with the sweep's overrides)
+    assert [p[:2] for _, p in prepared] == [("vae.freq_comp=true", 'data.root="/videos"'),
+                                            ("vae.freq_comp=false", 'data.root="/videos"')]
+    assert all("data.size=48" in p and not any(o.startswith(("data.crop", "data.batch_size")) for o in p)
+               for _, p in prepared)
+    assert launched["enabled-false_freq_comp-true"] == ["data.size=48", "vae.ckpt=/ckpt/1", "data.cache=/cache/1"]
+    assert launched["enabled-true_freq_comp-false"] == ["data.size=48", "vae.ckpt=/ckpt/2", "data.cache=/cache/2"]
 
 
 def test_prepare_vae_must_be_a_vae_stage(tmp_path):
