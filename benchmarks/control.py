@@ -6,14 +6,17 @@ One model is trained: ``experiment=attr_demo`` (modality + ultrasound heart rate
 ``cond.first_frame=true`` and ``cond.first_frame_dropout=0.5``, so the same weights generate from
 nothing (heart-rate test) and from a given first frame (image-to-video test). To fit a shared 2-core
 CPU in minutes the backbone is ``model.blocks=[full_attn]`` with ``align=off`` (the control
-mechanisms under test are the condition encoder and the context channels, not the block pattern).
+mechanisms under test are the condition encoder and the context channels, not the block pattern), at 32 px (the
+size ``vae_demo`` trains at).
 
 * **Heart-rate control**: 8 ultrasound clips at each requested rate (50, 80, 120 bpm); each clip's
   pulsation rate is measured from its pixels (the spectral peak, 30–180 bpm, of the frame-mean
   intensity with its mean removed, at the demo's 15 fps); Spearman ρ between requested and measured
   rates, conditioned (guidance 1, and guided on the heart rate alone at scale 3) and with the
   attribute dropped (its null embedding, same seeds). References: the same estimator on the real
-  ultrasound clips (ρ against their manifest rate) and on the VAE's reconstructions of them.
+  ultrasound clips (ρ against their manifest rate) and on the VAE's reconstructions of them. The VAE's
+  *gain transfer* (:func:`gain_transfer`) says how much of a per-frame brightness cycle it passes at all:
+  the pulsation is a ~1 % frame-mean cycle, so a VAE that normalises it away bounds every generated ρ.
 * **Image-to-video**: for the held-out (val) demo clips, the generated clip from their first frame:
   PSNR/SSIM of its first frame against the given frame, beside the VAE's own reconstruction of that
   frame; the mean absolute frame-to-frame change of generated and real clips, and the jump after the
