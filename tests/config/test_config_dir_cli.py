@@ -1,6 +1,7 @@
 """``--config-dir DIR`` on every command line that looks a config up by name (one shared option,
 :func:`medsora.config.add_config_dir_argument`): a user's file in a folder outside the package is found
-and its values are what the command uses; an unknown name is one line naming every folder searched."""
+and its values are what the command uses; an unknown name is one line naming every folder searched.
+(``fit``'s own value test is in ``test_config_search_path.py``.)"""
 from __future__ import annotations
 
 import json
@@ -50,14 +51,6 @@ def _frames(folder: Path, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for i in range(count):
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
-
-
-def test_fit_takes_the_experiment_and_model_from_the_user_folder(user_dir, capsys):
-    from medsora.fit import main
-
-    cfg = main(["--config-dir", str(user_dir), "experiment=my_run", "--print-config"])
-    assert (cfg.name, cfg.model.hidden, cfg.model.depth) == ("my_run", 48, 3)
-    assert "hidden: 48" in capsys.readouterr().out
 
 
 def test_sweep_finds_the_user_sweep_and_its_user_experiment(user_dir, capsys):
