@@ -52,7 +52,7 @@ class SamplingMixin:
     def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
                       prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
                       attributes: Optional[Sequence] = None, guide_attributes: Optional[Sequence[str]] = None,
-                      first_frames: Optional[torch.Tensor] = None):
+                      first_frames: Optional[torch.Tensor] = None, frames: Optional[int] = None):
         """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None).
 
         ``first_frames`` (n×3×H×W in [-1, 1], preprocessed like the training clips) become the
@@ -63,7 +63,7 @@ class SamplingMixin:
         self.check_conditions(modalities, prompts, negative_prompt)
 
         return control_pair(self, n, modalities, prompts, negative_prompt, attributes, guide_attributes,
-                            first_frames)
+                            first_frames, frames)
 
     @torch.no_grad()
     def generate(self, num: int, seed: int = 0, sampler: Optional[str] = None, steps: Optional[int] = None,
@@ -123,7 +123,7 @@ class SamplingMixin:
             if mods is None and prompts is None and self.cond_encoder is not None:
                 mods = self._cycle(n, start + chunk)  # a modality model shows each modality in turn
             cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt, part(attributes),
-                                              guide_attributes, part(first_frames))
+                                              guide_attributes, part(first_frames), grid[0])
             if cond is not None:
                 kwargs = dict(cond=cond.model_kwargs(), uncond=uncond.model_kwargs())
                 labels += list(part(prompts) or mods or [""] * n)

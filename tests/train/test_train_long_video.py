@@ -55,9 +55,11 @@ def test_three_times_the_training_length_with_the_first_window_bit_equal(which, 
     assert max(seen) <= 2 and sum(seen) == 4  # decoded one window at a time
 
 
-def test_frames_up_to_the_training_length_sample_in_one_pass(module):
+def test_frames_up_to_the_training_length_sample_in_one_pass(module, context_ckpt):
     short = module.generate(1, seed=2, steps=2, decode=False, num_frames=1)
     assert short.shape == (1, 4, 1, 4, 4)
+    context_model = DiffusionModule.from_checkpoint(str(context_ckpt))  # its (empty) context takes the short length
+    assert context_model.generate(1, seed=2, steps=2, num_frames=1).shape == (1, 3, 1, 32, 32)
     same = module.generate(1, seed=2, steps=2, decode=False, num_frames=5)
     assert torch.equal(same, module.generate(1, seed=2, steps=2, decode=False))
 
