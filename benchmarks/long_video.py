@@ -179,7 +179,8 @@ def main(argv=None) -> None:
     table = "\n".join([HEADER, *(_row_line(r) for r in rows)])
     decode = "\n".join(f"- {r['model']}, {r['frames']} frames decoded in {r['decode']}: peak {r['peak_mb']:.1f} MB"
                        for r in decode_rows)
-    text = (f"## Long video: 17 → 65 → 129 frames from a 17-frame model\n\n"
+    title = " → ".join(str(f) for f in args.frames) + " frames" + (f", --overlap {args.overlap}" if args.overlap else "")
+    text = (f"## Long video: {title}\n\n"
             f"`python benchmarks/long_video.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
             f"Machine: {describe_machine(device=device)} (load {load_before:.1f} at the start). {args.num} videos "
             f"per call, median of {args.repeats} calls; memory: {memory}; output = the returned float32 videos.\n\n"
