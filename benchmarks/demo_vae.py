@@ -36,6 +36,8 @@ CANDIDATES = {
     "crop32_lr4e-3": (["data.train_crop=32", "vae.lr=4e-3"], 960, 240),
     "crop32_noffl": (["data.train_crop=32", "vae.ffl_weight=0"], 960, 240),
     "crop32_nofc": (["data.train_crop=32", "vae.freq_comp=false"], 960, 240),
+    "bilinear": (["vae.upsample=bilinear"], 240, 60),  # the decoder upsamples bilinearly, not nearest
+    "bilinear_crop32_b4": (["vae.upsample=bilinear", "data.train_crop=32", "data.batch_size=4"], 480, 120),
 }
 
 
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(CANDIDATES), help="candidates to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="candidates at once (one CPU each)")
     parser.add_argument("--quick", action="store_true", help="10 steps per candidate, RESULTS.md untouched")
+    parser.add_argument("--keep", help="keep each candidate's run (TensorBoard, checkpoint) under this folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--every", type=int, help=argparse.SUPPRESS)
@@ -114,7 +117,8 @@ def main() -> None:
     scale = 10 / 240 if args.quick else 1.0
     began = time.time()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda n: run_candidate(n, scale, Path(tmp)), names))
+        root = Path(args.keep) if args.keep else Path(tmp)
+        results = list(pool.map(lambda n: run_candidate(n, scale, root), names))
     text = table(results)
     print(text)
     if not args.quick:
