@@ -86,7 +86,7 @@ def run_candidate(name: str, steps_scale: float, out_root: Path) -> dict:
                            "--out", str(out)], env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode:
         raise RuntimeError(f"candidate {name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads((out / "result.json").read_text())  # not stdout: Lightning prints there too
 
 
 def table(results: list[dict]) -> str:
@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, CANDIDATES[args.worker][0], args.steps, args.every, args.out)))
+        result = worker(args.worker, CANDIDATES[args.worker][0], args.steps, args.every, args.out)
+        (Path(args.out) / "result.json").write_text(json.dumps(result))
         return
     names = args.only or list(CANDIDATES)
     scale = 10 / 240 if args.quick else 1.0
