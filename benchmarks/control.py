@@ -6,14 +6,17 @@ One model is trained: ``experiment=attr_demo`` (modality + ultrasound heart rate
 ``cond.first_frame=true`` and ``cond.first_frame_dropout=0.5``, so the same weights generate from
 nothing (heart-rate test) and from a given first frame (image-to-video test). To fit a shared 2-core
 CPU in minutes the backbone is ``model.blocks=[full_attn]`` with ``align=off`` (the control
-mechanisms under test are the condition encoder and the context channels, not the block pattern).
+mechanisms under test are the condition encoder and the context channels, not the block pattern), at 32 px (the
+size ``vae_demo`` trains at).
 
 * **Heart-rate control**: 8 ultrasound clips at each requested rate (50, 80, 120 bpm); each clip's
   pulsation rate is measured from its pixels (the spectral peak, 30–180 bpm, of the frame-mean
   intensity with its mean removed, at the demo's 15 fps); Spearman ρ between requested and measured
   rates, conditioned (guidance 1, and guided on the heart rate alone at scale 3) and with the
   attribute dropped (its null embedding, same seeds). References: the same estimator on the real
-  ultrasound clips (ρ against their manifest rate) and on the VAE's reconstructions of them.
+  ultrasound clips (ρ against their manifest rate) and on the VAE's reconstructions of them. The VAE's
+  *gain transfer* (:func:`gain_transfer`) says how much of a per-frame brightness cycle it passes at all:
+  the pulsation is a ~1 % frame-mean cycle, so a VAE that normalises it away bounds every generated ρ.
 * **Image-to-video**: for the held-out (val) demo clips, the generated clip from their first frame:
   PSNR/SSIM of its first frame against the given frame, beside the VAE's own reconstruction of that
   frame; the mean absolute frame-to-frame change of generated and real clips, and the jump after the
@@ -59,6 +62,24 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def gain_transfer(vae, video: torch.Tensor, fps: float = FPS, depth: float = 0.2) -> float:
+    """How much of a per-frame brightness cycle the VAE passes: 1 = all of it, 0 = normalised away.
+
+    Each real clip ``B×3×F×H×W`` is given a ±``depth`` gain cycle at 50–120 bpm (intensity in [0, 1]
+    scaled per frame); the slope of the reconstruction's frame-mean change on the input's frame-mean
+    change. A VAE whose normalisation takes statistics per frame is close to invariant to a frame's gain.
+    """
+    t = torch.arange(video.shape[2], dtype=torch.float32)
+    rates = torch.tensor([RATES[i % len(RATES)] for i in range(len(video))], dtype=torch.float32)
+    gain = 1 + depth * torch.sin(2 * np.pi * rates[:, None] / 60 / fps * t + torch.arange(len(video))[:, None])
+    cycled = ((video + 1) / 2 * gain[:, None, :, None, None]) * 2 - 1
+    with torch.no_grad():
+        out = [vae.decode(vae.encode(x).mean).mean(dim=(1, 3, 4)) for x in (video, cycled)]
+    d_in = (cycled - video).mean(dim=(1, 3, 4))
+    d_out = out[1] - out[0]
+    return float((d_out * d_in).sum() / (d_in * d_in).sum())
+
+
 def frame_change(videos: torch.Tensor) -> tuple[float, float]:
     """(mean |f_{k+1} − f_k| over k ≥ 1, mean |f1 − f0| / that) for B×3×F×H×W in [-1, 1], per clip averaged."""
     diffs = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean(dim=(1, 3, 4))  # B×(F-1)
@@ -69,7 +90,7 @@ def frame_change(videos: torch.Tensor) -> tuple[float, float]:
 def compose_run(args):
     from medsora.config import compose
 
-    overrides = [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={args.work}/cache",
+    overrides = [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={args.work}/cache", "data.size=32",
                  "cond.first_frame=true", "cond.first_frame_dropout=0.5", "model.blocks=[full_attn]", "align=off",
                  f"trainer.max_steps={args.steps}", f"out_dir={args.work}/runs", "trainer.enable_progress_bar=false",
                  "trainer.val_check_interval=1000", "trainer.checkpoint_every_n_steps=1000", *args.overrides]
@@ -77,7 +98,8 @@ def compose_run(args):
 
 
 def train(cfg) -> Path:
-    from medsora.fit import _encode, fit_stage
+    from medsora.training.demo import _encode
+    from medsora.training.stage import fit_stage
 
     _encode(cfg, Path(cfg.vae.ckpt))  # resumes: finished shards are kept
     result = fit_stage(cfg)
@@ -118,6 +140,7 @@ def heart_rate(module, clips, seed: int) -> dict:
     table["real clips (all rates)"] = {"rho": spearman(manifest, [measured_rate(v) for v in video]), "median_bpm": {}}
     table["VAE reconstructions (all rates)"] = {"rho": spearman(manifest, [measured_rate(v) for v in recon]),
                                                 "median_bpm": {}}
+    table["VAE reconstructions (all rates)"]["gain_transfer"] = gain_transfer(vae, video)
     return table
 
 
@@ -150,14 +173,20 @@ def image_to_video(module, clips, seed: int) -> dict:
     return {"fidelity": metrics, "motion": motion, "clips": len(val)}
 
 
-def report(args, overrides, hr, i2v, seconds, steps, load) -> str:
+def report(args, overrides, hr, i2v, seconds, steps, load, cfg) -> str:
+    from medsora.data.demo import DEMO_VERSION
+
+    d = cfg.diffusion
+    vae_norm = torch.load(args.vae, map_location="cpu", weights_only=False)["medsora_vae"]["vae"].get("norm")
     lines = [
         "## Clinical control: heart-rate conditioning and image-to-video (benchmarks/control.py)",
         "",
         f"Command: `python benchmarks/control.py {' '.join(sys.argv[1:])}`",
         f"Machine: {describe_machine()}; load average at the start {load}.",
-        f"Run: experiment attr_demo + `{' '.join(overrides[2:7])}`, {steps} steps, {seconds / 60:.1f} min wall "
-        "(encode + train + evaluate); demo set v2 at 32 px × 17 frames, DDIM 50 steps.",
+        f"Run: experiment attr_demo + `{' '.join(overrides[2:8])}`, {steps} steps, {seconds / 60:.1f} min wall "
+        f"(encode + train + evaluate); demo set v{DEMO_VERSION} at {cfg.data.size} px × {cfg.data.num_frames} frames "
+        f"(stride {cfg.data.frame_stride}), {d.sampler} {d.sample_steps} steps; VAE `{args.vae}` (vae.norm "
+        f"{vae_norm}).",
         "",
         "**Heart-rate control** (8 ultrasound clips per requested rate; rate measured from the pixels):",
         "",
@@ -167,6 +196,9 @@ def report(args, overrides, hr, i2v, seconds, steps, load) -> str:
     for name, row in hr.items():
         med = " / ".join(f"{row['median_bpm'][r]:.0f}" for r in RATES) if row["median_bpm"] else "–"
         lines.append(f"| {name} | {row['rho']:.2f} | {med} |")
+    transfer = hr["VAE reconstructions (all rates)"]["gain_transfer"]
+    lines += ["", f"VAE gain transfer (share of a ±20 % per-frame brightness cycle its reconstructions keep): "
+                  f"{transfer:.2f}."]
     fid, mot = i2v["fidelity"], i2v["motion"]
     lines += [
         "",
@@ -205,7 +237,7 @@ def main(argv=None) -> None:
     clips = real_clips(module.cfg)
     hr = heart_rate(module, clips, args.seed)
     i2v = image_to_video(module, clips, args.seed)
-    text = report(args, overrides, hr, i2v, time.perf_counter() - began, steps, load)
+    text = report(args, overrides, hr, i2v, time.perf_counter() - began, steps, load, module.cfg)
     print(text)
     print(f"checkpoint: {ckpt}")
     if not args.no_append:

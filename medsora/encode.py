@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from medsora.config import ConfigError, compose
+from medsora.config import ConfigError, add_config_dir_argument, compose, use_config_dirs
 from medsora.data.datamodule import default_workers
 from medsora.data.cache import (
     MANIFEST, fingerprint_differences, read_manifest, shard_items, shard_path, shard_plan, write_manifest,
@@ -234,12 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rank", type=int, default=None, help="this process's rank (default $RANK or 0)")
     parser.add_argument("--world-size", type=int, default=None, help="number of processes (default $WORLD_SIZE or 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_dir_argument(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Command-line entry point; returns the encode statistics."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
+    use_config_dirs(args.config_dir)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     cfg = compose(overrides=args.overrides)
     from medsora.vae.select import load_frozen_vae, vae_identity

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from medsora.config.loader import ConfigError
+from medsora.config.loader import ConfigError, add_config_dir_argument, use_config_dirs
 from medsora.evaluation.run import EvaluationError, TooFewVideos, evaluate
 from medsora.metrics.registry import METRICS, PER_VIDEO, EvalOptions
 from medsora.metrics.report import markdown_report
@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medsora.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fake", required=True, help="folder of generated (or reconstructed) videos")
-    p.add_argument("--protocol", help="a protocol of configs/eval/ (stylegan_v, endora, medsora) or a YAML path: "
-                                      "pins videos, frames, stride, resize/crop, split, seed, metrics")
+    p.add_argument("--protocol", help="a protocol eval/NAME.yaml on the config search path (shipped: stylegan_v, "
+                                      "endora, medsora) or a YAML path: pins videos, frames, stride, resize/crop, "
+                                      "split, seed, metrics")
+    add_config_dir_argument(p)
     p.add_argument("--allow-fewer", action="store_true",
                    help="with --protocol: fewer videos than it asks gives a result labelled as incomplete, not an "
                         "error")
@@ -106,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
+        use_config_dirs(args.config_dir)
         if args.utility:
             from medsora.evaluation.utility.report import utility_markdown
 

@@ -200,12 +200,15 @@ class MedSoraPipeline(DiffusionPipeline):
         negative_prompt: Optional[str] = None,
         output_type: str = "np",
         seed: int = 0,
+        overlap: int = 0,
     ) -> MedSoraPipelineOutput:
         """Generate videos.
 
         Args:
             prompt / modality: one value for every video or one per video.
-            num_frames: 1 + 4k frames for the causal VAE, any count for vae=sd (default: the training length).
+            num_frames: 1 + 4k frames for the causal VAE, any count for vae=sd (default: the training length);
+                beyond the training length the clip is extended window by window as ``--frames`` does
+                (``overlap``: latent frames cross-faded per window; README "Long videos").
             num_inference_steps, guidance_scale: default to the run's ``diffusion.sample_steps`` / ``cfg_scale``.
             generator: one CPU generator per video; without, video i uses
                 ``seed + i`` like ``python -m medsora.sample --seed``.
@@ -224,7 +227,7 @@ class MedSoraPipeline(DiffusionPipeline):
             raise ValueError(f"num_videos={n} disagrees with the lengths of prompt/modality/generator ({sorted(sizes)})")
         if gens is not None and len(gens) != n:
             raise ValueError(f"got {len(gens)} generators for {n} videos: pass one per video (or none, and seed=)")
-        model = ExportedModel(self.transformer, self.vae, self.condition_encoder, num_frames)
+        model = ExportedModel(self.transformer, self.vae, self.condition_encoder)
         control: dict = {}
         if attributes:  # {name: value}, validated as --attr NAME=VALUE is (unknown names/values name the allowed ones)
             from medsora.cond.attribute_spec import parse_assignments
@@ -240,7 +243,7 @@ class MedSoraPipeline(DiffusionPipeline):
             n, seed=seed, sampler=self._sampler(), steps=num_inference_steps, guidance_scale=guidance_scale,
             modalities=fill(modalities), prompts=fill(prompts), negative_prompt=negative_prompt, batch_size=n,
             progress=not self._progress_bar_config.get("disable", False), return_labels=True,
-            decode=output_type != "latent", generators=gens, **control,
+            decode=output_type != "latent", generators=gens, num_frames=num_frames, overlap=overlap, **control,
         )
         if output_type == "latent":
             return MedSoraPipelineOutput(frames=videos, labels=labels)

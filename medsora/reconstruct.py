@@ -60,7 +60,13 @@ def _settings(vae_ckpt: Path, size: Optional[int], num_frames: Optional[int], st
 
 
 def _stem(key: str, used: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(PurePosixPath(key).with_suffix(""))).strip("._") or "clip"
+    """A file name for the video ``key``: its relative path without the (possibly double: ``.nii.gz``) suffix."""
+    key = str(key)
+    for suffix in (".nii.gz", PurePosixPath(key).suffix):
+        if suffix and key.lower().endswith(suffix.lower()):
+            key = key[: -len(suffix)]
+            break
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._") or "clip"
     name, k = stem, 1
     while name in used:
         k, name = k + 1, f"{stem}_{k}"
@@ -68,11 +74,19 @@ def _stem(key: str, used: set[str]) -> str:
     return name
 
 
+def playback_rate(clip_fps: float) -> float:
+    """The rate a clip is written at: its own (the source's over the stride), or 8 fps when that is unknown
+    (0) or outside 1..240 (an fMRI volume every 2 s would play 17 frames in 34 s)."""
+    return float(clip_fps) if 1 <= clip_fps <= 240 else 8.0
+
+
 @torch.no_grad()
 def reconstruct(vae_ckpt: str | Path, source: str | Path, out: str | Path, *, size: Optional[int] = None,
-                num_frames: Optional[int] = None, frame_stride: Optional[int] = None, fps: int = 8,
+                num_frames: Optional[int] = None, frame_stride: Optional[int] = None, fps: Optional[float] = None,
                 device: str = "cpu", progress: bool = True) -> dict:
     """Reconstruct every video of ``source`` with the VAE of ``vae_ckpt``; returns the summary record.
+
+    ``fps``: the rate of the written mp4s; ``None`` keeps each clip's own (:func:`playback_rate`).
 
     Raises:
         FileNotFoundError / CheckpointError / ValueError: a missing input, a bad checkpoint, bad settings.
@@ -98,7 +112,8 @@ def reconstruct(vae_ckpt: str | Path, source: str | Path, out: str | Path, *, si
     for index in tqdm(range(len(entries)), desc="reconstructing", unit="clip", disable=not progress):
         entry = entries[index]
         try:
-            video = VideoClipDataset(table, [index], settings, train=False)[0]["video"]
+            item = VideoClipDataset(table, [index], settings, train=False)[0]
+            video = item["video"]
         except (UnreadableVideo, DataError) as err:
             skipped.append({"path": entry.key, "reason": " ".join(str(err).split())[:300]})
             continue
@@ -106,14 +121,15 @@ def reconstruct(vae_ckpt: str | Path, source: str | Path, out: str | Path, *, si
         recon = vae.decode(vae.encode(clip).mode()).float().clamp(-1, 1)
         real, fake = (clip[0].transpose(0, 1) + 1) / 2, (recon[0].transpose(0, 1) + 1) / 2  # F×3×H×W in [0, 1]
         stem = _stem(entry.key, used)
-        write_mp4(to_uint8(torch.cat([clip, recon], dim=-1).cpu())[0], out / f"{stem}.mp4", fps)
-        rows.append({"path": entry.key, "file": f"{stem}.mp4", "frames": int(clip.shape[2]),
+        rate = fps if fps is not None else playback_rate(float(item["fps"]))
+        write_mp4(to_uint8(torch.cat([clip, recon], dim=-1).cpu())[0], out / f"{stem}.mp4", rate)
+        rows.append({"path": entry.key, "file": f"{stem}.mp4", "frames": int(clip.shape[2]), "fps": round(rate, 3),
                      "psnr": round(float(psnr.frame_scores(real.cpu(), fake.cpu()).mean()), 3),
                      "ssim": round(float(ssim.frame_scores(real.cpu(), fake.cpu()).mean()), 4)})
     mean = {k: round(sum(r[k] for r in rows) / len(rows), 4) if rows else None for k in ("psnr", "ssim")}
     record = {"vae": str(vae_ckpt), "input": str(source), "clips": rows, "skipped": skipped, "mean": mean,
               "settings": {"size": settings.size, "num_frames": settings.num_frames,
-                           "frame_stride": settings.frame_stride, "fps": fps},
+                           "frame_stride": settings.frame_stride, "fps": fps if fps is not None else "source"},
               "protocol": "central clip per video; posterior mode; PSNR and SSIM per frame on RGB in [0, 1], "
                           "averaged over the clip's frames"}
     (out / "reconstruct.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -141,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="clip side in pixels (default: the VAE run's data.size)")
     p.add_argument("--num-frames", type=int, default=None, help="frames per clip, 1 + 4k (default: the run's)")
     p.add_argument("--frame-stride", type=int, default=None, help="interval between frames (default: the run's)")
-    p.add_argument("--fps", type=int, default=8, help="frame rate of the written mp4s (default 8)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the written mp4s (default: each clip's own, 8 when unknown or outside 1..240)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:i] (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -149,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 1 <= args.fps <= 240:
+    if args.fps is not None and not 1 <= args.fps <= 240:
         raise ValueError(f"--fps = {args.fps}: must be within 1..240")
     record = reconstruct(args.vae, args.input, args.out, size=args.size, num_frames=args.num_frames,
                          frame_stride=args.frame_stride, fps=args.fps, device=args.device,

@@ -5,6 +5,7 @@
         --modality endoscopy --prompt "a polyp near the center" --seed 7
     python -m medsora.sample --ckpt last.ckpt --out s/ --modality ultrasound --attr heart_rate=60 --image echo.dcm \\
         --image-frame 3
+    python -m medsora.sample --ckpt last.ckpt --out s/ --frames 129 --overlap 1    # a long video, window by window
 
 Uses the checkpoint's EMA weights (when the run had EMA) and its config; the VAE is the run's
 ``vae.ckpt`` (``--vae`` when it moved). Sample i is a function of ``seed + i`` alone: any batch
@@ -42,11 +43,12 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
                      steps: Optional[int] = None, guidance: Optional[float] = None,
                      modalities: Optional[Sequence[str]] = None, prompts: Optional[Sequence[str]] = None,
                      negative_prompt: Optional[str] = None, batch_size: int = 8, fps: int = 8,
-                     progress: bool = True, control: Optional[dict] = None) -> dict:
+                     progress: bool = True, control: Optional[dict] = None, long_video: Optional[dict] = None) -> dict:
     """Generate ``num`` videos with ``module`` (a ``DiffusionModule``) into ``out``.
 
     ``modalities``/``prompts`` of length 1 apply to every sample; longer lists are cycled.
     ``control``: attributes / guide_attributes / first_frames for every sample (``medsora.cond.cli``).
+    ``long_video``: ``num_frames`` / ``overlap`` / ``context_frames`` of ``generate`` (``--frames`` …).
     Returns the record written to ``samples.json``.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,7 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
         videos, names = module.generate(n, seed=seed, start=start, sampler=sampler, steps=steps,
                                         guidance_scale=guidance, modalities=part(modalities), prompts=part(prompts),
                                         negative_prompt=negative_prompt, batch_size=n, return_labels=True,
-                                        **(control or {}))
+                                        progress=progress and bool(long_video), **(control or {}), **(long_video or {}))
         frames = to_uint8(videos)
         for i, clip in enumerate(frames):
             stem = out / f"sample_{start + i:03d}"
@@ -83,7 +85,7 @@ def sample_to_folder(module, out: Path, num: int, *, seed: int = 0, sampler: Opt
               "cfg_scale": cfg.cfg_scale if guidance is None else guidance, "negative_prompt": negative_prompt,
               "files": files, "labels": labels, "seconds": round(time.perf_counter() - began, 2),
               "attributes": (control or {}).get("attributes"), "guide_attributes": (control or {}).get("guide_attributes"),
-              "first_frame": (control or {}).get("first_frames") is not None}
+              "first_frame": (control or {}).get("first_frames") is not None, **(long_video or {})}
     (out / "samples.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
 
@@ -137,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of the written files (default: the training clips' rate, else 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--frames", type=int, default=None, help="video frames, 1 + 4k (default: the training clip's); "
+                   "beyond the training length the clip is extended window by window (README: Long videos)")
+    p.add_argument("--overlap", type=int, default=0, help="latent frames each window re-makes and cross-fades (default 0)")
+    p.add_argument("--context-frames", type=int, default=1,
+                   help="latent frames of the previous window each window is given (default 1)")
     from medsora.cond.cli import add_control_arguments
 
     add_control_arguments(p)
@@ -174,12 +181,23 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from medsora.cond.cli import control_from_args
 
     control = control_from_args(args, module)
+    long_video = None
+    if args.frames is not None:  # checked before any sampling: one line naming --frames / --overlap
+        from medsora.diffusion.extend import check_extension
+        from medsora.vae.select import temporal_stride
+
+        check_extension(args.frames, temporal_stride(module.cfg.vae), module.latent_grid()[0], args.context_frames,
+                        args.overlap)
+        long_video = {"num_frames": args.frames, "overlap": args.overlap, "context_frames": args.context_frames}
+    elif args.overlap or args.context_frames != 1:
+        raise ValueError("--overlap / --context-frames apply to long videos: add --frames N")
     if args.fps is None:
         args.fps = _training_fps(args) or 8
     record = sample_to_folder(
         module, Path(args.out), args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, guidance=args.cfg,
         modalities=args.modality, prompts=args.prompt, negative_prompt=args.negative_prompt,
         batch_size=max(1, args.batch_size), fps=args.fps, progress=not args.no_progress, control=control,
+        long_video=long_video,
     )
     print(f"{args.num} videos in {record['seconds']:.1f} s -> {Path(args.out).resolve()} (contact_sheet.png, "
           "sample_*.mp4/.gif, samples.json)")

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         devices = [d for d in args.devices.split(",") if d]
         rows = run_sweep(spec, out, devices=devices, jobs=args.jobs, extra=args.overrides)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"medsora.sweep: error: {err}", file=sys.stderr)
         return 2
     print((out / "results.md").read_text())
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'loss_curves.png'}")

@@ -15,13 +15,16 @@ __all__ = ["control_pair"]
 
 def control_pair(module, n: int, modalities: Optional[Sequence[str]] = None, prompts: Optional[Sequence[str]] = None,
                  negative_prompt: Optional[str] = None, attributes: Optional[Sequence] = None,
-                 guide: Optional[Sequence[str]] = None, first_frames: Optional[torch.Tensor] = None):
+                 guide: Optional[Sequence[str]] = None, first_frames: Optional[torch.Tensor] = None,
+                 frames: Optional[int] = None):
     """(cond, uncond) :class:`Condition` for ``n`` samples of a ``DiffusionModule``, or (None, None).
 
     The first-frame context (image-to-video) is given to both branches, as CogVideoX-I2V does: guidance
     then steers modality/text/attributes around a fixed start, and the context is kept clean by the
     sampler in both. A ``cond.first_frame`` model sampled without ``first_frames`` generates from
     nothing (the context-dropped path it was trained on).
+
+    ``frames``: latent frames of the sampled clip (default the training clip's; shorter for ``--frames``).
 
     Raises:
         ValueError: a control the model was not trained for (naming the option to drop).
@@ -46,7 +49,7 @@ def control_pair(module, n: int, modalities: Optional[Sequence[str]] = None, pro
         return cond, uncond
     device = module.device
     _, height, width = module.latent_grid()
-    shape = (n, module.in_channels, module.latent_grid()[0], height, width)
+    shape = (n, module.in_channels, frames or module.latent_grid()[0], height, width)
     if first_frames is None:
         context = ContextLatents.empty(shape, device=device)
     else:

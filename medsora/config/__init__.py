@@ -7,8 +7,8 @@
 The names below are resolved lazily: the component schemas import :mod:`medsora.config.fields`, and
 the loader imports the component schemas, so importing this package must not import the loader.
 """
-__all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "compose",
-           "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
+__all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "find_config",
+           "compose", "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
 
 
 def __getattr__(name: str):

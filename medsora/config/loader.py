@@ -13,7 +13,7 @@ group name swaps a component file (``model=medsora_b``) — it replaces the expe
 defaults entry for that group (the experiment's own keys still apply on top), ``experiment=NAME`` picks
 the experiment.
 
-Files are looked up along a *search path*: the folders of ``--config-dir DIR`` (repeatable) and of
+Files are looked up along a *search path* (:mod:`medsora.config.search`): the folders of ``--config-dir DIR`` (repeatable) and of
 ``$MEDSORA_CONFIG_PATH`` (``os.pathsep``-separated), in that order, then the shipped ``configs/``
 (installed with the package). The first folder holding ``<group>/<name>.yaml`` wins, so a user of an
 installed package keeps their own experiment/model/data files whose ``defaults:`` name shipped ones.
@@ -26,7 +26,6 @@ start-up with the full key path *and* the file (or "command line") it came from.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -37,80 +36,13 @@ from omegaconf.errors import OmegaConfBaseException
 from medsora.config.errors import ConfigError  # noqa: F401  (re-exported: medsora.config.ConfigError)
 from medsora.config.fields import field_problem
 from medsora.config.schema import GROUPS, RunConfig
+from medsora.config.search import (PATH_ENV, add_config_dir_argument, config_dir, find_config, list_configs,
+                                   search_path, use_config_dirs)
+from medsora.config.search import group_file as _group_file
 from medsora.config.yaml_io import YAMLInputError, load_yaml_text, read_yaml_file, yaml_error_line
 
-__all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "compose",
-           "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
-
-PATH_ENV = "MEDSORA_CONFIG_PATH"
-"""Environment variable: user config folders searched before the shipped ones (``os.pathsep``-separated)."""
-
-
-def config_dir() -> Path:
-    """The shipped configs folder: ``$MEDSORA_CONFIG_DIR`` if set, else ``medsora/configs`` of an
-    installed package (package data), else ``configs/`` of the source checkout."""
-    env = os.environ.get("MEDSORA_CONFIG_DIR")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[1]
-    installed = here / "configs"
-    return installed if installed.is_dir() else here.parent / "configs"
-
-
-def search_path(root: Path | None = None) -> list[Path]:
-    """The folders config names are looked up in, first match wins: ``$MEDSORA_CONFIG_PATH``'s
-    (which ``--config-dir`` extends), then :func:`config_dir`. ``root`` replaces the whole path.
-
-    Raises:
-        ConfigError: a folder on the path does not exist (naming it and where it was set).
-    """
-    if root is not None:
-        return [Path(root)]
-    dirs = []
-    for entry in os.environ.get(PATH_ENV, "").split(os.pathsep):
-        if not entry:
-            continue
-        folder = Path(entry).expanduser()
-        if not folder.is_dir():
-            raise ConfigError(f"{PATH_ENV} (or --config-dir): '{entry}' is not a folder; give folders holding "
-                              "<group>/<name>.yaml files, e.g. my_configs/experiment/my_run.yaml")
-        dirs.append(folder.resolve())
-    return [*dirs, config_dir()]
-
-
-def use_config_dirs(dirs: Sequence[str | os.PathLike]) -> None:
-    """Put ``dirs`` (``--config-dir``, in order) first on the search path of this process and of the
-    processes it starts (sweep runs, DDP ranks), through ``$MEDSORA_CONFIG_PATH``.
-
-    Raises:
-        ConfigError: a folder does not exist.
-    """
-    resolved = []
-    for d in dirs:
-        folder = Path(d).expanduser()
-        if not folder.is_dir():
-            raise ConfigError(f"--config-dir {d}: no such folder (it should hold <group>/<name>.yaml files, "
-                              f"e.g. {d}/experiment/my_run.yaml)")
-        resolved.append(str(folder.resolve()))
-    current = [e for e in os.environ.get(PATH_ENV, "").split(os.pathsep) if e]
-    merged = list(dict.fromkeys([*resolved, *current]))
-    if merged:
-        os.environ[PATH_ENV] = os.pathsep.join(merged)
-
-
-def add_config_dir_argument(parser) -> None:
-    """Add the repeatable ``--config-dir DIR`` option to an ``argparse`` parser (apply it with :func:`use_config_dirs`)."""
-    parser.add_argument("--config-dir", action="append", default=[], metavar="DIR",
-                        help=f"a folder of your own configs (<group>/<name>.yaml), searched before the shipped ones; "
-                             f"repeatable, first wins; also ${PATH_ENV}")
-
-
-def list_configs(group: str, root: Path | None = None) -> list[str]:
-    """Names of the YAML files available for a group (e.g. ``experiment``) along the search path."""
-    names = set()
-    for folder in search_path(root):
-        names.update(p.stem for p in (folder / group).glob("*.yaml"))
-    return sorted(names)
+__all__ = ["ConfigError", "config_dir", "search_path", "use_config_dirs", "add_config_dir_argument", "find_config",
+           "compose", "parse_cli", "to_yaml", "list_configs", "PATH_ENV"]
 
 
 def _read_yaml(path: Path) -> dict:
@@ -123,30 +55,6 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
-
-
-def _is_file_name(name: str) -> bool:
-    return name.endswith((".yaml", ".yml"))
-
-
-def _group_file(path: list[Path], group: str, name: str, origin: str, base: Path | None = None) -> Path:
-    """The file ``name`` of ``group``: a ``.yaml`` path (relative to ``base``, default the current
-    folder), or the first ``<dir>/<group>/<name>.yaml`` along ``path``."""
-    if _is_file_name(name):
-        file = Path(name).expanduser()
-        if not file.is_absolute() and base is not None:
-            file = base / file
-        if not file.is_file():
-            raise ConfigError(f"{origin}: {group} file '{name}' not found (looked at {file.resolve()})")
-        return file
-    for folder in path:
-        file = folder / group / f"{name}.yaml"
-        if file.is_file():
-            return file
-    choices = sorted({p.stem for folder in path for p in (folder / group).glob("*.yaml")})
-    where = ", ".join(str(folder) for folder in path)
-    raise ConfigError(f"{origin}: no config '{group}/{name}.yaml' in {where} (available: {', '.join(choices) or 'none'}; "
-                      f"add folders with --config-dir DIR or ${PATH_ENV}, or give a file: {group}=path/to/file.yaml)")
 
 
 def _flatten(tree: Any, prefix: str = "") -> Iterable[str]:

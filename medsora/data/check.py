@@ -2,7 +2,7 @@
 and summarise it under a run's clip settings.
 
 The settings come from the run's config (``experiment=``, ``data=`` and ``data.*`` overrides as
-for ``medsora.fit``; ``data=folder`` when no experiment is named): the report then says how many
+for ``medsora.fit``, your own files through ``--config-dir DIR``; ``data=folder`` when no experiment is named): the report then says how many
 videos are shorter than a clip, how many clips each split gives (``data.clips_per_video``), which
 files are refused for their frame size (``data.max_frame_pixels``) and which parts of the folder
 layout are ambiguous — the figures training logs at start-up.
@@ -174,6 +174,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check.add_argument("--nifti-axis", type=int, default=None, help="slice axis for NIfTI volumes (data.nifti_axis)")
     check.add_argument("--nifti-slice", type=int, default=None, help="slice shown for 4-D NIfTI (data.nifti_slice)")
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from medsora.config import add_config_dir_argument, use_config_dirs
+
+    add_config_dir_argument(check)
     args, unknown = parser.parse_known_args(argv)  # key=value may follow the options too
     stray = [u for u in unknown if u.startswith("-") or "=" not in u]
     if stray:
@@ -190,10 +193,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.root != "demo" and root.is_file() and root.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
         root, args.manifest = root.parent, root.name
     try:
+        use_config_dirs(args.config_dir)
         cfg = _run_config("demo" if args.root == "demo" else str(root), args.overrides, args)
         settings = ClipSettings.from_config(cfg.data)
     except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"medsora.data: error: {err}", file=sys.stderr)
         return 2
     if args.root == "demo":
         from medsora.data.demo import ensure_demo
@@ -204,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         entries = load_entries(root, manifest, notes=notes)
     except ManifestError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"medsora.data: error: {err}", file=sys.stderr)
         return 2
     report = check_entries(root, entries, settings.nifti_axis, settings.nifti_slice, progress=not args.no_progress,
                            short_side=settings.size, max_pixels=settings.max_frame_pixels)

@@ -1,7 +1,8 @@
 """Evaluation protocols: how many videos, which frames, what resizing, which split and seed, pinned in a file.
 
 FVD numbers differ between papers mostly because these choices differ (Latte issues 65
-and 104, Endora issue 9). A protocol is a YAML file under ``configs/eval/`` checked
+and 104, Endora issue 9). A protocol is a YAML file ``eval/<name>.yaml`` on the config search path (``--config-dir``,
+``$MEDSORA_CONFIG_PATH``, then the shipped ``configs/eval/``), or a ``.yaml`` path, checked
 against :class:`Protocol` at start-up (an unknown key or a bad value fails naming the key
 and the file) and applied identically to the real and the generated set:
 
@@ -27,7 +28,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from medsora.config.fields import choice
-from medsora.config.loader import ConfigError, config_dir
+from medsora.config.loader import ConfigError, find_config, list_configs
 
 __all__ = ["BootstrapSpec", "ClipSpec", "Protocol", "SamplingSpec", "clip_video", "list_protocols", "load_protocol"]
 
@@ -70,18 +71,12 @@ class Protocol:
 
 
 def list_protocols(root: Path | None = None) -> list[str]:
-    return sorted(p.stem for p in ((root or config_dir()) / "eval").glob("*.yaml"))
+    """Protocol names along the config search path (``root``: that folder alone)."""
+    return list_configs("eval", root)
 
 
 def _resolve(name: str, root: Path | None) -> Path:
-    path = Path(name).expanduser()
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    path = (root or config_dir()) / "eval" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"--protocol {name}: no file {path} (protocols: {', '.join(list_protocols(root))}, "
-                          f"or the path of a .yaml)")
-    return path
+    return find_config("eval", name, "--protocol", root, file_hint="--protocol path/to/protocol.yaml")
 
 
 def _check(p: Protocol, source: str, known_metrics) -> None:
@@ -105,7 +100,8 @@ def _check(p: Protocol, source: str, known_metrics) -> None:
 
 
 def load_protocol(name: str, root: Path | None = None) -> Protocol:
-    """The protocol ``configs/eval/<name>.yaml`` (or a YAML path), validated; raises :class:`ConfigError`."""
+    """The protocol ``eval/<name>.yaml`` of the config search path (or a YAML path), validated; raises
+    :class:`ConfigError`."""
     from medsora.metrics.registry import METRICS
 
     path = _resolve(name, root)

@@ -1,8 +1,8 @@
 """The real and generated sets handed to ``python -m medsora.evaluate``: folders or manifests.
 
-A set is either a folder, searched recursively for videos (video files, DICOM and
-NIfTI files, and frame folders — a folder of images counts as one video and is not
-searched further), or a ``manifest.jsonl`` whose lines hold ``path`` (relative to the
+A set is either a folder, searched recursively for videos as training scans a data folder
+(:func:`medsora.data.manifest.scan_layout`: video files, multi-page TIFFs, DICOM and NIfTI
+files, DICOM series and frame folders), or a ``manifest.jsonl`` whose lines hold ``path`` (relative to the
 manifest's folder) and optionally ``split``. When one name exists with several video
 suffixes (``medsora.sample`` writes ``x.mp4`` and ``x.gif``) only one is kept, mp4 first.
 Videos are identified by their path relative to the set's root without suffix, which
@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-from medsora.data.sources.formats import UnreadableVideo, is_image_file, source_format
 
 __all__ = ["list_videos", "pair_videos", "video_key"]
 
@@ -30,24 +29,14 @@ def video_key(path: Path, root: Path) -> str:
     return rel
 
 
-def _is_video(path: Path) -> bool:
-    try:
-        return source_format(path) != "image"
-    except UnreadableVideo:
-        return False
-
-
 def _walk(root: Path) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root):
-        folder_path = Path(folder)
-        if folder_path != root and any(is_image_file(folder_path / f) for f in files):
-            found.append(folder_path)  # a frame folder is one video
-            dirs[:] = []
-            continue
-        dirs.sort()
-        found.extend(folder_path / f for f in sorted(files) if not f.startswith(".") and _is_video(folder_path / f))
-    return found
+    """The videos of a folder, by the data package's own scan (:func:`medsora.data.manifest.scan_layout`), so
+    that evaluation sees the videos training and ``data check`` see: a multi-page TIFF is one video (not a
+    frame of a frame folder), a folder of single-frame DICOMs is one series, a folder with frame images and
+    sub-folders keeps the sub-folders' videos."""
+    from medsora.data.manifest import scan_layout
+
+    return [entry.path for entry in scan_layout(root)[0]]
 
 
 def _read_manifest(path: Path, split: str | None) -> list[Path]:

@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from medsora.config.search import add_config_dir_argument, config_dir, find_config, use_config_dirs
+
 __all__ = ["main", "build_parser", "DEFAULT_QUESTIONS"]
 
-DEFAULT_QUESTIONS = Path(__file__).resolve().parents[2] / "configs" / "study" / "realism.yaml"
+DEFAULT_QUESTIONS = config_dir() / "study" / "realism.yaml"
+"""The shipped question file (installed with the package, like every shipped config)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fake", required=True, type=Path, help="generated clips: a folder or manifest.jsonl")
     c.add_argument("--out", required=True, type=Path, help="the study database to write (STUDY.db; never overwritten)")
     c.add_argument("--n", type=int, default=100, help="number of clips, half real and half generated (default 100)")
-    c.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS,
-                   help="question file (default configs/study/realism.yaml)")
+    c.add_argument("--questions", default="realism",
+                   help="question file: a path, or NAME of study/NAME.yaml on the config search path (default realism)")
+    add_config_dir_argument(c)
     c.add_argument("--seed", type=int, default=0, help="seed of the draw and of every reader's order (default 0)")
     c.add_argument("--per-modality", action="store_true",
                    help="balance real/generated within each modality (folder name, manifest or samples.json label)")
@@ -51,7 +55,11 @@ def _create(args) -> None:
     from medsora.reader_study.create import StudySpec, create_study, describe
     from medsora.reader_study.questions import load_questions
 
-    spec = StudySpec(real=args.real, fake=args.fake, out=args.out, questions=load_questions(args.questions), n=args.n,
+    use_config_dirs(args.config_dir)
+    questions = Path(args.questions).expanduser()
+    if not questions.is_file():
+        questions = find_config("study", args.questions, "--questions", file_hint="--questions path/to/questions.yaml")
+    spec = StudySpec(real=args.real, fake=args.fake, out=args.out, questions=load_questions(questions), n=args.n,
                      seed=args.seed, per_modality=args.per_modality, size=args.size, frames=args.frames,
                      fps=args.fps, crf=args.crf, title=args.title)
     report = create_study(spec, progress=not args.no_progress)
@@ -83,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             _results(args)
     except (StudyError, QuestionError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"medsora.reader_study: error: {err}", file=sys.stderr)
         return 2
     return 0
 

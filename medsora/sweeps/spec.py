@@ -82,10 +82,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
     and expand it into variants (not yet validated)."""
     path = Path(path)
     if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
-        from medsora.config.loader import search_path
+        from medsora.config.loader import find_config
 
-        path = next((d / "sweep" / f"{path}.yaml" for d in search_path() if (d / "sweep" / f"{path}.yaml").is_file()),
-                    path)
+        path = find_config("sweep", str(path), "sweep", file_hint="the path of a sweep .yaml")
     if not path.is_file():
         raise ConfigError(f"sweep file not found: {path} (give a file, or the name of a sweep/<name>.yaml on the "
                           "config search path: --config-dir / $MEDSORA_CONFIG_PATH / the shipped configs)")

@@ -52,7 +52,7 @@ class SamplingMixin:
     def condition_for(self, n: int, modalities: Optional[Sequence[str]] = None,
                       prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
                       attributes: Optional[Sequence] = None, guide_attributes: Optional[Sequence[str]] = None,
-                      first_frames: Optional[torch.Tensor] = None):
+                      first_frames: Optional[torch.Tensor] = None, frames: Optional[int] = None):
         """(cond, uncond) Conditions for n samples (token lengths matched), or (None, None).
 
         ``first_frames`` (n×3×H×W in [-1, 1], preprocessed like the training clips) become the
@@ -63,7 +63,7 @@ class SamplingMixin:
         self.check_conditions(modalities, prompts, negative_prompt)
 
         return control_pair(self, n, modalities, prompts, negative_prompt, attributes, guide_attributes,
-                            first_frames)
+                            first_frames, frames)
 
     @torch.no_grad()
     def generate(self, num: int, seed: int = 0, sampler: Optional[str] = None, steps: Optional[int] = None,
@@ -71,7 +71,9 @@ class SamplingMixin:
                  prompts: Optional[Sequence[str]] = None, negative_prompt: Optional[str] = None,
                  batch_size: int = 8, progress: bool = False, return_labels: bool = False, decode: bool = True,
                  start: int = 0, generators: Optional[Sequence[torch.Generator]] = None, attributes=None,
-                 guide_attributes: Optional[Sequence[str]] = None, first_frames: Optional[torch.Tensor] = None):
+                 guide_attributes: Optional[Sequence[str]] = None, first_frames: Optional[torch.Tensor] = None,
+                 num_frames: Optional[int] = None, overlap: int = 0, context_frames: int = 1,
+                 extend_mode: Optional[str] = None):
         """Sample ``num`` videos; sample i is a function of ``seed + start + i`` alone.
 
         Args:
@@ -86,6 +88,9 @@ class SamplingMixin:
             decode: return decoded videos (else the scaled latents).
             generators: one CPU generator per sample, in place of ``seed`` (the exported pipeline's
                 ``generator=``); they are consumed.
+            num_frames: video frames (``1 + 4k``; default the training clip's): up to the training length one
+                pass, beyond it window by window (:mod:`medsora.diffusion.extend`, ``overlap``,
+                ``context_frames``, ``extend_mode``), decoded chunk by chunk (:mod:`medsora.vae.chunked_decode`).
         Returns:
             ``B×3×F×H×W`` videos in [-1, 1] on the CPU (or latents ``B×C×T×h×w``), and with
             ``return_labels`` the per-sample label list (modality or prompt) for display.
@@ -102,6 +107,13 @@ class SamplingMixin:
                             (first_frames, "first frames")):
             if given is not None and len(given) != num:
                 raise ValueError(f"got {len(given)} {what} for {num} samples")
+        grid, total = self.latent_grid(), None
+        if num_frames is not None:
+            from medsora.diffusion.extend import check_extension
+            from medsora.vae.select import temporal_stride
+
+            total = check_extension(num_frames, temporal_stride(self.cfg.vae), grid[0], context_frames, overlap)
+            grid = (min(total, grid[0]), *grid[1:])
         autocast = self.device.type == "cuda" and str(self.cfg.trainer.precision) in ("auto", "bf16-mixed", "bf16-true")
         outs, labels = [], []
         for chunk in range(0, num, batch_size):
@@ -111,21 +123,33 @@ class SamplingMixin:
             if mods is None and prompts is None and self.cond_encoder is not None:
                 mods = self._cycle(n, start + chunk)  # a modality model shows each modality in turn
             cond, uncond = self.condition_for(n, mods, part(prompts), negative_prompt, part(attributes),
-                                              guide_attributes, part(first_frames))
+                                              guide_attributes, part(first_frames), grid[0])
             if cond is not None:
                 kwargs = dict(cond=cond.model_kwargs(), uncond=uncond.model_kwargs())
                 labels += list(part(prompts) or mods or [""] * n)
             else:
                 kwargs = {}
+            gens = (list(generators[chunk:chunk + n]) if generators is not None
+                    else sample_generators(seed, n, start + chunk))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 z = sample_latents(
-                    self.backbone, (n, self.in_channels, *self.latent_grid()), self.cfg.diffusion,
-                    generators=(list(generators[chunk:chunk + n]) if generators is not None
-                                else sample_generators(seed, n, start + chunk)), learn_sigma=self.cfg.model.learn_sigma,
-                    sampler=sampler, steps=steps, guidance_scale=guidance_scale, device=self.device,
-                    progress=progress, **kwargs,
+                    self.backbone, (n, self.in_channels, *grid), self.cfg.diffusion, generators=gens,
+                    learn_sigma=self.cfg.model.learn_sigma, sampler=sampler, steps=steps, guidance_scale=guidance_scale,
+                    device=self.device, progress=progress, **kwargs,
                 )
-                if decode:
+                if total is not None and total > grid[0]:
+                    from medsora.diffusion.extend import extend_latents, extension_mode
+
+                    z = extend_latents(self.backbone, z, total, self.cfg.diffusion, generators=gens,
+                                       mode=extension_mode(bool(self.cfg.cond.first_frame), extend_mode),
+                                       context=context_frames, overlap=overlap, learn_sigma=self.cfg.model.learn_sigma,
+                                       sampler=sampler, steps=steps, guidance_scale=guidance_scale,
+                                       device=self.device, progress=progress, **kwargs)
+                    if decode:  # window by window: memory does not grow with the length
+                        from medsora.vae.chunked_decode import decode_chunked
+
+                        z = decode_chunked(self._vae.on(self.device), z / self.scaling_factor, grid[0])
+                elif decode:
                     z = self._vae.on(self.device).decode(z / self.scaling_factor).float().clamp(-1, 1)
             outs.append(z.float().cpu())
         result = torch.cat(outs)

@@ -29,6 +29,7 @@ class StageResult:
     samples: Optional[Path] = None
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)  # what the user should know about the run (printed in the summary)
 
 
 _VERSIONS_ENV = "MEDSORA_LOG_VERSIONS"
@@ -160,7 +161,17 @@ def fit_stage(cfg, callbacks: Sequence = (), module=None) -> StageResult:
             samples = cb.last_dir
     metrics = {k: float(v) for k, v in trainer.logged_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     return StageResult(cfg.stage, Path(logger.log_dir), last if last.is_file() else None, samples,
-                       time.perf_counter() - began, metrics)
+                       time.perf_counter() - began, metrics, _validation_notes(cfg, dm, trainer.global_step))
+
+
+def _validation_notes(cfg, dm, steps: int) -> list[str]:
+    """Why a run with validation clips logged no validation: a short run ends before ``val_check_interval``."""
+    interval = cfg.trainer.val_check_interval
+    if interval is None or steps >= int(interval) or not cfg.trainer.limit_val_batches or dm.val_set is None \
+            or not len(dm.val_set):
+        return []
+    return [f"no validation ran: trainer.val_check_interval={interval} is more than the {steps} steps trained; "
+            f"set trainer.val_check_interval={steps} (or less) to get val/ losses and reconstructions"]
 
 
 def stage_summary(r: StageResult) -> str:
@@ -168,4 +179,8 @@ def stage_summary(r: StageResult) -> str:
              f"  last checkpoint     {r.last_ckpt}"]
     if r.samples is not None:
         lines.append(f"  samples             {r.samples}")
+    shown = {k: v for k, v in r.metrics.items() if k in ("train/loss", "val/loss", "val/psnr")}
+    if shown:
+        lines.append("  last logged         " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    lines += [f"  note                {note}" for note in r.notes]
     return "\n".join(lines)

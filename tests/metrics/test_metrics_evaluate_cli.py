@@ -156,6 +156,33 @@ def test_sets_from_manifest_and_folders(tmp_path):
     assert [(r.name, f.name) for r, f in pairs] == [("x.mp4", "x.mp4"), ("y.mp4", "y.mp4")]
 
 
+def test_a_real_set_holds_the_videos_training_sees(tmp_path, capsys):
+    """Packaged files: two multi-page TIFFs in one folder are two videos (they were one frame folder of two
+    first pages), a folder of single-frame DICOMs is one series, a frame folder beside them is one video."""
+    from pathlib import Path
+
+    import skimage
+    from pydicom.data import get_testdata_file
+
+    real = tmp_path / "real"
+    (real / "microscopy").mkdir(parents=True)
+    for name in ("multipage.tif", "multipage_rgb.tif"):
+        shutil.copyfile(Path(skimage.__file__).parent / "data" / name, real / "microscopy" / name)
+    (real / "ct" / "series").mkdir(parents=True)
+    for i in range(3):
+        shutil.copyfile(get_testdata_file("CT_small.dcm", download=False), real / "ct" / "series" / f"IM{i}.dcm")
+    _write_frames(real / "endoscopy" / "frames", np.zeros((3, 16, 16, 3), dtype=np.uint8))
+    root, videos = list_videos(real)
+    assert [p.relative_to(root).as_posix() for p in videos] == \
+        ["ct/series", "endoscopy/frames", "microscopy/multipage.tif", "microscopy/multipage_rgb.tif"]
+    _write_frames(tmp_path / "fake" / "f0", np.zeros((3, 16, 16, 3), dtype=np.uint8))
+    out = tmp_path / "eval.json"
+    assert main(["--fake", str(tmp_path / "fake"), "--real", str(real), "--metrics", "temporal_flickering",
+                 "--dims-on-real", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_real"] == 4 and report["unreadable"] == []
+
+
 def test_unpaired_names_skip_only_the_reconstruction_metrics(sets, tmp_path):
     fake = tmp_path / "renamed"
     shutil.copytree(sets / "fake" / "clip_0", fake / "sample_0")

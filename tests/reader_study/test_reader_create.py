@@ -110,7 +110,7 @@ def test_cli_error_is_one_line(clip_sets, tmp_path, capsys):
     real, fake = clip_sets
     code = main(["create", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "s.db"), "--n", "7"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("error: --n 7") and "\n" not in err
+    assert code == 2 and err.startswith("medsora.reader_study: error: --n 7") and "\n" not in err
     bad = tmp_path / "q.yaml"
     bad.write_text("questions:\n  - {id: origin, kind: choice, text: x, options: [yes, no]}\n")
     code = main(["create", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "s.db"),

@@ -139,5 +139,5 @@ def test_a_file_that_is_not_a_study_is_named(tmp_path, capsys):
     for path in (junk, other, tmp_path / "missing.db"):
         assert main(["results", str(path), "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: {path}: ") and "\n" not in err
+        assert err.startswith(f"medsora.reader_study: error: {path}: ") and "\n" not in err
     assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # left as it was

@@ -50,3 +50,26 @@ def test_ddp_ranks_launched_by_lightning_use_rank_zeros_run_folder(tmp_path, mon
     monkeypatch.delenv("LOCAL_RANK")
     assert _logger(cfg, None).version == "version_2"
     assert json.loads(os.environ["MEDSORA_LOG_VERSIONS"])[str((tmp_path / "demo_diffusion").resolve())] == "version_2"
+
+
+def test_the_summary_shows_the_last_losses_and_says_when_a_short_run_never_validated(tmp_path, run_overrides):
+    from medsora.training.stage import fit_stage, stage_summary
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for video in ("a", "b", "c"):  # three videos: one kept for validation
+        (tmp_path / "data" / "echo" / video).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / "echo" / video / f"{i}.png")
+    base = ["stage=vae", "name=vae", *run_overrides(tmp_path), "train.ema=false", f"data.root={tmp_path / 'data'}"]
+    short = fit_stage(compose(overrides=[*base, "trainer.val_check_interval=3"]))  # 2 steps < 3: never validates
+    text = stage_summary(short)
+    assert "no validation ran: trainer.val_check_interval=3 is more than the 2 steps trained" in text
+    assert "trainer.val_check_interval=2 (or less)" in text and "train/loss" in text and "val/psnr" not in text
+    whole = fit_stage(compose(overrides=[*base, "trainer.val_check_interval=2"]))
+    text = stage_summary(whole)
+    assert not whole.notes and "note" not in text
+    assert f"val/psnr {whole.metrics['val/psnr']:.4g}" in text and f"val/loss {whole.metrics['val/loss']:.4g}" in text

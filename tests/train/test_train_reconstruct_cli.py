@@ -62,3 +62,24 @@ def test_one_file_input_and_bad_values(tiny_vae_ckpt, tmp_path):
         main(["--vae", str(tiny_vae_ckpt), "--input", str(one), "--out", str(tmp_path / "p"), "--num-frames", "4"])
     with pytest.raises(FileNotFoundError, match="--input .*nope: no such file or folder"):
         main(["--vae", str(tiny_vae_ckpt), "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "p")])
+
+
+def test_packaged_clinical_files_keep_their_names_and_frame_rates(tiny_vae_ckpt, tmp_path):
+    """pydicom's 30 fps echo cine plays at 30 fps; nibabel's 4-D fMRI (a volume every 2000 s by its header)
+    at 8 fps; ``x.nii.gz`` becomes ``x.mp4``, not ``x.nii.mp4``."""
+    import shutil
+
+    from nibabel.testing import data_path
+    from pydicom.data import get_testdata_file
+
+    data = tmp_path / "data"
+    for name, source in (("ultrasound/echo.dcm", get_testdata_file("examples_ybr_color.dcm", download=False)),
+                         ("mri/fmri.nii.gz", f"{data_path}/example4d.nii.gz")):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, data / name)
+    record = reconstruct(tiny_vae_ckpt, data, tmp_path / "out", size=32, num_frames=5, frame_stride=1, progress=False)
+    assert {r["file"]: r["fps"] for r in record["clips"]} == {"mri_fmri.mp4": 8.0, "ultrasound_echo.mp4": 30.0}
+    for name, rate in (("mri_fmri.mp4", 8), ("ultrasound_echo.mp4", 30)):
+        with av.open(str(tmp_path / "out" / name)) as f:
+            assert round(float(f.streams.video[0].average_rate)) == rate
+    assert record["settings"]["fps"] == "source"

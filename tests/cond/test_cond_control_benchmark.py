@@ -1,0 +1,55 @@
+"""benchmarks/control.py's pixel measures: the pulsation-rate estimator and the VAE gain-transfer probe."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture
+def control(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from benchmarks import control
+    return control
+
+
+def _pulsing(bpm: float, frames: int = 17, fps: float = 15.0, phase: float = 0.3) -> torch.Tensor:
+    t = torch.arange(frames, dtype=torch.float32)
+    level = 0.1 * torch.sin(2 * math.pi * bpm / 60 / fps * t + phase)
+    return torch.randn(3, 1, 8, 8).mul(0.2) + level[None, :, None, None]
+
+
+@pytest.mark.parametrize("bpm", [50, 80, 120])
+def test_measured_rate_finds_the_pulsation_of_a_17_frame_clip(control, bpm):
+    assert abs(control.measured_rate(_pulsing(bpm)) - bpm) <= 8
+
+
+class _Identity:
+    """encode(x).mean == x, decode(z) == z: passes every brightness change."""
+
+    def encode(self, video):
+        return SimpleNamespace(mean=video)
+
+    def decode(self, z):
+        return z
+
+
+class _PerFrameNormalised(_Identity):
+    """Standardises every frame (what per-frame GroupNorm does to a frame's gain), then restores a fixed scale."""
+
+    def decode(self, z):
+        mean = z.mean(dim=(1, 3, 4), keepdim=True)
+        std = z.std(dim=(1, 3, 4), keepdim=True)
+        return (z - mean) / std * 0.3
+
+
+def test_gain_transfer_is_one_for_a_transparent_vae_and_zero_for_per_frame_normalisation(control):
+    video = torch.rand(6, 3, 17, 8, 8) * 2 - 1
+    assert control.gain_transfer(_Identity(), video) == pytest.approx(1.0, abs=1e-5)
+    assert abs(control.gain_transfer(_PerFrameNormalised(), video)) < 1e-4
