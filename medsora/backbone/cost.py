@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "forward_flops", "saved_activation_bytes"]
+__all__ = ["count_parameters", "forward_flops", "saved_activation_bytes", "saved_activation_breakdown"]
 
 
 def _build(model_cfg, in_channels: int, **changes):
@@ -76,3 +76,39 @@ def saved_activation_bytes(model: torch.nn.Module, *inputs) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(*inputs)
     return sum(saved.values())
+
+
+def saved_activation_breakdown(model: torch.nn.Module, *inputs) -> list[dict]:
+    """Where :func:`saved_activation_bytes` goes: one row per distinct saved storage (parameters excluded),
+    largest first, with the module that was running when it was first saved (``module``: its qualified
+    name), the op that produced it (``producer``: its ``grad_fn`` name, ``-`` for a tensor without one),
+    its ``shape``, ``dtype`` and ``bytes`` (the whole storage's). Sums to :func:`saved_activation_bytes`."""
+    names = {id(m): name for name, m in model.named_modules()}
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    stack: list[str] = []
+    rows: dict[int, dict] = {}
+
+    def pre(module, args):
+        stack.append(names.get(id(module), stack[-1] if stack else ""))
+
+    def post(module, args, output):
+        stack.pop()
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key not in params and key not in rows:
+            rows[key] = dict(module=stack[-1] if stack else "", producer=type(tensor.grad_fn).__name__
+                             if tensor.grad_fn is not None else "-", shape=tuple(tensor.shape),
+                             dtype=str(tensor.dtype).replace("torch.", ""), bytes=storage.nbytes())
+        return tensor
+
+    handles = [torch.nn.modules.module.register_module_forward_pre_hook(pre),
+               torch.nn.modules.module.register_module_forward_hook(post, always_call=True)]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sorted(rows.values(), key=lambda row: -row["bytes"])

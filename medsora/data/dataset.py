@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, get_worker_info
 from medsora.data.clips import adaptive_stride, clip_count, clip_indices, clip_span, clip_start, parse_clips_per_video
 from medsora.data.sources import UnreadableVideo, read_video
 from medsora.data.table import DataError, SourceTable
-from medsora.data.transforms import preprocess_frames
+from medsora.data.transforms import crop_square, preprocess_frames
 
 __all__ = ["ClipSettings", "VideoClipDataset"]
 
@@ -31,6 +31,7 @@ class ClipSettings:
     max_stride: int = 8
     short_videos: str = "pad"
     random_crop: bool = False
+    train_crop: int = 0  # 0 = off; else training clips are random train_crop² windows of the size² clip
     nifti_axis: int = 2
     nifti_slice: int | None = None
     percentiles: tuple[float, float] = (0.5, 99.5)
@@ -43,6 +44,7 @@ class ClipSettings:
             size=int(cfg.size), num_frames=int(cfg.num_frames), frame_stride=int(cfg.frame_stride),
             adaptive_interval=bool(cfg.adaptive_interval), threshold_k=float(cfg.threshold_k),
             max_stride=int(cfg.max_stride), short_videos=str(cfg.short_videos), random_crop=cfg.crop == "random",
+            train_crop=int(cfg.train_crop),
             nifti_axis=int(cfg.nifti_axis), nifti_slice=cfg.nifti_slice,
             percentiles=(float(cfg.intensity_percentiles[0]), float(cfg.intensity_percentiles[1])),
             clips_per_video=parse_clips_per_video(cfg.clips_per_video),
@@ -88,7 +90,7 @@ class VideoClipDataset(Dataset):
     by ``cond.attributes``)}.
 
     Training draws a random temporal offset within the clip's stratum of the video (and a
-    random crop when ``settings.random_crop``) from torch's RNG, seeded per item by
+    random crop when ``settings.random_crop``, and a random ``settings.train_crop`` window) from torch's RNG, seeded per item by
     :class:`medsora.data.order.SeededItems`; validation and encoding take evenly spaced fixed
     offsets (the central one for one clip per video) and the centre crop. An unreadable
     video, or a too-short one under ``short_videos: skip``, is recorded in the
@@ -160,6 +162,8 @@ class VideoClipDataset(Dataset):
         else:
             pixels, meta = self._read(index, frames)
         video = preprocess_frames(pixels, s.size, random_crop=s.random_crop and self.train)
+        if self.train and s.train_crop:
+            video = crop_square(video, s.train_crop, random=True)
         table.state[index] = table.SHORT_PADDED if short else table.OK
         fps = float(meta.get("fps") or 0.0) / stride
         return {"video": video, "caption": entry.caption, "modality": entry.modality, "path": entry.key,

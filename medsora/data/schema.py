@@ -17,6 +17,10 @@ class DataConfig:
     cache: Optional[str] = None  # encode cache (latents + flow targets) written by medsora.encode
     size: int = bounded(64, 8, 8192)  # short side resized to this, then cropped to size×size
     crop: str = choice("center", "center", "random")  # "random" applies to training only
+    # training clips as random train_crop×train_crop windows of the size×size clip (the same window in
+    # every frame); validation and encoding keep full frames. 0 = off. For the VAE stage: a
+    # convolutional VAE trained on crops reconstructs full frames, at a fraction of the cost per step
+    train_crop: int = bounded(0, 0, 8192)
     num_frames: int = bounded(17, 1, 4097)  # 1 + 4k with the causal VAE (4x temporal compression); any with vae=sd
     frame_stride: int = bounded(1, 1, 1000)  # fixed interval between sampled frames (when adaptive_interval is off)
     adaptive_interval: bool = False  # Bora: smallest stride whose mean |Δframe| exceeds threshold_k
@@ -47,6 +51,8 @@ class DataConfig:
         """Rules between fields (bounds and choices are in the field definitions)."""
         if c.size % 8:
             yield "size", "must be a multiple of 8 (the VAE downsamples 8x)"
+        if c.train_crop and (c.train_crop % 8 or c.train_crop > c.size):
+            yield "train_crop", f"must be 0 (off) or a multiple of 8 no larger than data.size = {c.size}"
         from medsora.data.clips import parse_clips_per_video  # lazy: clips imports torch
 
         try:

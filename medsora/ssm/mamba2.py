@@ -1,8 +1,6 @@
 """Mamba-2 layer (scalar A per head, SSD scan): ``mamba_ssm.Mamba2``'s interface without its fused paths."""
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,8 +26,9 @@ class Mamba2Layer(nn.Module):
     ``use_mem_eff_path`` and ``sequence_parallel`` select fused kernels / sharding there and change
     nothing here; ``process_group`` (tensor parallelism) is refused by name. ``scan_impl`` (keyword):
     ``auto | torch | cuda | ref`` (:mod:`medsora.ssm.dispatch`). ``recompute`` (keyword, default on):
-    the conv + SiLU and the skip + gated norm are recomputed in backward instead of saved (elementwise
-    work; about 11 of the ~28 layer-widths of activation memory per token a layer saved without it).
+    in training everything between in_proj and out_proj is recomputed in backward from the in_proj
+    output (conv, scan, norm: about a fifth of the layer's forward work), so a layer keeps about 6
+    layer-widths (d_model) of activations per token instead of about 16 (benchmarks/RESULTS.md).
     """
 
     def __init__(self, d_model, d_state=128, d_conv=4, conv_init=None, expand=2, headdim=64, d_ssm=None, ngroups=1,
@@ -112,48 +111,42 @@ class Mamba2Layer(nn.Module):
             if inference_params.seqlen_offset == 0:  # a fresh sequence: the cache is overwritten
                 conv_state.zero_()
                 ssm_state.zero_()
-        z0, x0, z, xbc, dt = self._split(self.in_proj(u))
-        path = resolve_scan_impl("ssd", self.scan_impl, u.device)
+        zxbcdt = self.in_proj(u)
+        if conv_state is None and self.recompute and torch.is_grad_enabled():
+            # Everything between the two projections recomputed in backward from the in_proj output, the
+            # one layer-wide tensor kept (as mamba_ssm's fused path keeps zxbcdt): conv, SiLU, the scan's
+            # inputs, chunk states and output, the skip, the gated norm and out_proj's input are not.
+            out = checkpoint(self._mixer, zxbcdt, seq_idx, use_reentrant=False)
+        else:
+            out = self._mixer(zxbcdt, seq_idx, conv_state, ssm_state, inference_params)
+        return out.reshape(b * l, -1) if flat else out
+
+    def _mixer(self, zxbcdt, seq_idx=None, conv_state=None, ssm_state=None, inference_params=None):
+        """in_proj output B×L×(2·d_inner + 2·ngroups·d_state + heads) -> out_proj output B×L×d_model:
+        conv + SiLU, SSD scan with skip D (and the silu(z) gate without ``rmsnorm``), gated norm, out_proj.
+        Carries the conv and SSM states when given (recurrent inference)."""
+        b, l = zxbcdt.shape[:2]
+        z0, x0, z, xbc, dt = self._split(zxbcdt)
+        path = resolve_scan_impl("ssd", self.scan_impl, zxbcdt.device)
         xbc_t = xbc.transpose(1, 2)
         conv_in = conv_state if (conv_state is not None and inference_params.seqlen_offset > 0) else None
-        recompute = self.recompute and torch.is_grad_enabled()
-        conv = functools.partial(self.conv1d, use_kernel=path == "cuda", state=conv_in, seq_idx=seq_idx)
-        # Recomputed in backward (a depthwise conv and a SiLU): only its input, a view of the saved
-        # in_proj output, is kept, instead of the padded input, the conv output and the SiLU output.
-        xbc = (checkpoint(conv, xbc_t, use_reentrant=False) if recompute else conv(xbc_t)).transpose(1, 2)
+        xbc = self.conv1d(xbc_t, use_kernel=path == "cuda", state=conv_in, seq_idx=seq_idx).transpose(1, 2)
         if conv_state is not None:  # after the conv read it
             conv_state.copy_(next_conv_state(conv_in, xbc_t, self.d_conv))
         xs, B, C = xbc.split([self.d_ssm, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
-        # Contiguous here so that the scan saves this very tensor and the skip below shares it;
-        xs = xs.reshape(b, l, self.nheads, self.headdim).contiguous()
-        scan = get_scan("ssd", self.scan_impl, u.device)
+        scan = get_scan("ssd", self.scan_impl, zxbcdt.device)
         kw = {"dt_limit": self.dt_limit} if self.dt_limit != (0.0, float("inf")) else {}
         if seq_idx is not None:
             kw["seq_idx"] = seq_idx
-        fuse_tail = self.rmsnorm and recompute
-        # B and C too (small copies): a saved view of them would keep the whole conv output alive.
-        B = B.reshape(b, l, self.ngroups, self.d_state).contiguous()
-        C = C.reshape(b, l, self.ngroups, self.d_state).contiguous()
-        y = scan(xs, dt, -torch.exp(self.A_log.float()), B, C, self.chunk_size, None if fuse_tail else self._D(),
-                 None if self.rmsnorm else z.reshape(b, l, self.nheads, self.headdim), self.dt_bias,
-                 ssm_state.float() if conv_in is not None else None, dt_softplus=True,
+        y = scan(xs.reshape(b, l, self.nheads, self.headdim), dt, -torch.exp(self.A_log.float()),
+                 B.reshape(b, l, self.ngroups, self.d_state), C.reshape(b, l, self.ngroups, self.d_state),
+                 self.chunk_size, self._D(), None if self.rmsnorm else z.reshape(b, l, self.nheads, self.headdim),
+                 self.dt_bias, ssm_state.float() if conv_in is not None else None, dt_softplus=True,
                  return_final_states=ssm_state is not None, **kw)
         if ssm_state is not None:
             y, last = y
             ssm_state.copy_(last)
-        if fuse_tail:
-            # Skip D·x and the gated norm recomputed in backward from tensors saved anyway (the scan's
-            # output and input, z): the layer-wide sum y + D·x is not kept.
-            y = checkpoint(self._skip_norm, y, xs, z, use_reentrant=False)
-            z = None
-        out = self._out(y.reshape(b, l, self.d_ssm), z, z0, x0)
-        return out.reshape(b * l, -1) if flat else out
-
-    def _skip_norm(self, y, xs, z):
-        b, l = y.shape[:2]
-        D = self._D().float()
-        y = y.float() + xs.float() * (D[:, None] if D.dim() == 1 else D)
-        return self.norm(y.reshape(b, l, self.d_ssm), z)
+        return self._out(y.reshape(b, l, self.d_ssm), z, z0, x0)
 
     # ------------------------------------------------------------------------------------ recurrent
     def allocate_inference_cache(self, batch_size, max_seqlen=None, dtype=None, **kwargs):

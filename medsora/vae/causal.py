@@ -31,6 +31,7 @@ from diffusers.models.upsampling import CogVideoXUpsample3D
 from torch import nn
 
 NORM_MODES = ("frame", "clip")
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 class FrameGroupNorm(nn.GroupNorm):
@@ -59,18 +60,26 @@ class TimeUpsample3D(CogVideoXUpsample3D):
     continuation chunk. The time axis is repeated here (nearest neighbour, exactly what
     diffusers' ``F.interpolate`` does); the spatial upsampling and the per-frame conv
     are diffusers' own forward, run with ``compress_time`` off.
+
+    ``spatial="bilinear"`` doubles each frame by bilinear interpolation instead of
+    diffusers' nearest neighbour before the same conv (``vae.upsample``): a decoder that
+    has trained little then draws smooth ramps instead of 8×8 blocks. Time is untouched,
+    so causality and chunk exactness hold either way.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, spatial: str = "nearest", **kwargs):
         super().__init__(*args, **kwargs)
+        if spatial not in UPSAMPLE_MODES:
+            raise ValueError(f"vae.upsample = {spatial!r}: expected one of {UPSAMPLE_MODES}")
         self.time_upsample = self.compress_time
         self.compress_time = False  # diffusers' forward then does the spatial part only
         self.starts_video = True
+        self.spatial = spatial
 
     @classmethod
-    def from_module(cls, old: CogVideoXUpsample3D) -> "TimeUpsample3D":
+    def from_module(cls, old: CogVideoXUpsample3D, spatial: str = "nearest") -> "TimeUpsample3D":
         """Wrap an existing upsampler, sharing its conv parameters."""
-        new = cls(old.conv.in_channels, old.conv.out_channels, compress_time=old.compress_time)
+        new = cls(old.conv.in_channels, old.conv.out_channels, compress_time=old.compress_time, spatial=spatial)
         new.conv = old.conv
         return new
 
@@ -78,7 +87,13 @@ class TimeUpsample3D(CogVideoXUpsample3D):
         if self.time_upsample:
             keep = 1 if self.starts_video else 0
             x = torch.cat([x[:, :, :keep], x[:, :, keep:].repeat_interleave(2, dim=2)], dim=2)
-        return super().forward(x)
+        if self.spatial == "nearest":
+            return super().forward(x)
+        b, c, t, h, w = x.shape
+        frames = F.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), scale_factor=2.0, mode=self.spatial,
+                               align_corners=False)
+        out = self.conv(frames)
+        return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
 
 
 class _MarkVideoStart:
@@ -99,13 +114,14 @@ class _MarkVideoStart:
             up.starts_video = cache is None
 
 
-def make_causal(vae: AutoencoderKLCogVideoX, norm: str = "frame") -> None:
+def make_causal(vae: AutoencoderKLCogVideoX, norm: str = "frame", upsample: str = "nearest") -> None:
     """Apply the fixes of this module to ``vae`` in place (idempotent).
 
     Args:
         vae: a diffusers CogVideoX VAE (random or ``from_pretrained``); weights are kept.
         norm: ``"frame"`` swaps every ``nn.GroupNorm`` for :class:`FrameGroupNorm`;
             ``"clip"`` keeps diffusers' clip-wide statistics.
+        upsample: the decoder's spatial upsampling, ``"nearest"`` (diffusers') or ``"bilinear"``.
     """
     if norm not in NORM_MODES:
         raise ValueError(f"vae.norm = {norm!r}: expected one of {NORM_MODES}")
@@ -117,7 +133,7 @@ def make_causal(vae: AutoencoderKLCogVideoX, norm: str = "frame") -> None:
             new.weight, new.bias = module.weight, module.bias
             setattr(parent, child, new)
         elif type(module) is CogVideoXUpsample3D:
-            setattr(parent, child, TimeUpsample3D.from_module(module))
+            setattr(parent, child, TimeUpsample3D.from_module(module, upsample))
     for block in vae.decoder.up_blocks:
         ups = [m for m in block.modules() if isinstance(m, TimeUpsample3D) and m.time_upsample]
         if ups and not getattr(block, "_medsora_causal", False):

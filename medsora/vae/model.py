@@ -87,7 +87,7 @@ class FreqCompVAE(nn.Module):
                 f"temporal_compression_ratio={cfg.temporal_compression_ratio}: set vae.block_out_channels to 4 values"
             )
         self.norm = resolved_norm(settings)
-        make_causal(base, self.norm)
+        make_causal(base, self.norm, settings.upsample)
         self.config = settings
         self.base = base
         self.freq_comp = settings.freq_comp

@@ -25,6 +25,9 @@ class VAEConfig:
     # "auto": "clip" when `pretrained` is set (a pretrained base keeps the statistics it was trained
     # with), else "frame".
     norm: str = choice("auto", "auto", "frame", "clip")
+    # the decoder's spatial 2× upsampling before each up-block conv: diffusers' "nearest" (CogVideoX), or
+    # "bilinear" (smooth from the first step: a briefly trained decoder draws ramps, not 8×8 blocks)
+    upsample: str = choice("nearest", "nearest", "bilinear")
     freq_comp: bool = True
     freq_kind: str = choice("haar", "haar", "fft")
     freq_hidden: int = bounded(64, 1, 65536)

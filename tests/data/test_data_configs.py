@@ -19,6 +19,8 @@ def test_data_config_files_compose():
     (["data=demo", "data.short_videos=drop"], r"'data\.short_videos' = 'drop' is not one of \['pad', 'skip'\]"),
     (["data=demo", "data.sizee=64"], r"command line \(data\.sizee\): invalid key 'data\.sizee'"),
     (["data=demo", "data.num_frames=many"], r"invalid key 'data\.num_frames'"),
+    (["data=demo", "data.size=64", "data.train_crop=20"], r"data\.train_crop.*multiple of 8 no larger than data\.size = 64"),
+    (["data=demo", "data.size=64", "data.train_crop=72"], r"data\.train_crop.*multiple of 8 no larger than data\.size = 64"),
     (["data=demo", "data.intensity_percentiles=oops"], r"invalid key 'data\.intensity_percentiles'"),
 ])
 def test_bad_data_settings_name_the_key(overrides, message):

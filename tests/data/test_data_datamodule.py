@@ -203,3 +203,26 @@ def test_cache_is_read_instead_of_videos(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["latent_mean"].shape == (2, 4, 2, 2, 2) and batch["modality"] == ["mri", "mri"]
     assert dm.counters()["bad_files"] == 0
+
+
+def test_train_crop_gives_random_windows_of_the_full_clip_and_validation_keeps_full_frames(tmp_path, media):
+    _write_set(tmp_path, media, ["m/a.mp4"], frames=5, height=24, width=24)
+    full = VideoDataModule(_cfg(tmp_path, crop="center"), seed=0)
+    full.setup()
+    whole = full.train_set[0]["video"]  # 3×5×16×16, the one clip (5 frames: no temporal offset to draw)
+    dm = VideoDataModule(_cfg(tmp_path, crop="center", train_crop=8), seed=0)
+    dm.setup()
+    windows = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        crop = dm.train_set[0]["video"]
+        assert crop.shape == (3, 5, 8, 8)
+        # the crop is one window of the full clip, the same in every frame
+        hits = [(y, x) for y in range(9) for x in range(9) if torch.equal(crop, whole[..., y:y + 8, x:x + 8])]
+        assert len(hits) >= 1
+        windows.add(hits[0])
+    assert len(windows) > 3  # the window moves
+    from medsora.data.dataset import VideoClipDataset
+
+    val = VideoClipDataset(dm.table, dm.train_set.indices, dm.train_set.settings, train=False)
+    torch.testing.assert_close(val[0]["video"], whole)  # validation (and encoding) see full frames
