@@ -125,7 +125,7 @@ def run(args) -> tuple[list[dict], list[dict]]:
             print(_row_line(row), flush=True)
         frames = max(args.frames)
         z = module.generate(args.num, decode=False, **common, num_frames=frames, overlap=args.overlap,
-                            context_frames=args.context) / module.scaling_factor
+                            context_frames=args.context).to(device) / module.scaling_factor
         vae = module._vae.on(device)
         from medsora.vae.chunked_decode import decode_chunked
 
