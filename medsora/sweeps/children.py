@@ -42,7 +42,12 @@ def child_command(cmd: Sequence[str], parent_pid: int) -> list[str]:
 
 
 class ChildResult(NamedTuple):
-    """A finished child: exit status, CPU seconds (user + system, with its reaped descendants), peak RSS."""
+    """A finished child: exit status, CPU seconds (user + system, with its reaped descendants), peak RSS.
+
+    ``max_rss_mb`` is the kernel's ``ru_maxrss`` of the child and its descendants; on Linux it includes
+    the pages the child shared with its parent between fork and exec, so a child of a large process
+    reports at least about that process's resident size.
+    """
 
     returncode: int
     cpu_s: float
