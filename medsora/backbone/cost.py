@@ -63,26 +63,16 @@ def forward_flops(model_cfg, in_channels: int, latent: Sequence[int]) -> tuple[i
 
 def saved_activation_bytes(model: torch.nn.Module, *inputs) -> int:
     """Bytes of the distinct storages autograd saves for backward in one ``model(*inputs)``, parameters
-    excluded (counted with ``torch.autograd.graph.saved_tensors_hooks``; the output is discarded)."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(*inputs)
-    return sum(saved.values())
+    excluded (counted with ``torch.autograd.graph.saved_tensors_hooks``; the output is discarded): the
+    sum of :func:`saved_activation_breakdown`'s rows."""
+    return sum(row["bytes"] for row in saved_activation_breakdown(model, *inputs))
 
 
 def saved_activation_breakdown(model: torch.nn.Module, *inputs) -> list[dict]:
     """Where :func:`saved_activation_bytes` goes: one row per distinct saved storage (parameters excluded),
     largest first, with the module that was running when it was first saved (``module``: its qualified
     name), the op that produced it (``producer``: its ``grad_fn`` name, ``-`` for a tensor without one),
-    its ``shape``, ``dtype`` and ``bytes`` (the whole storage's). Sums to :func:`saved_activation_bytes`."""
+    its ``shape``, ``dtype`` and ``bytes`` (the whole storage's)."""
     names = {id(m): name for name, m in model.named_modules()}
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     stack: list[str] = []
