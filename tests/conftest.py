@@ -81,3 +81,20 @@ def recording_config():
     """``recording_config(cfg) -> (cfg', reads)``: ``cfg'`` is an instance of ``cfg``'s schema whose
     field reads land in the set ``reads`` (to check that a component consumes every setting)."""
     return _recording
+
+
+@pytest.fixture
+def untrained_vae_ckpt(tmp_path):
+    """``untrained_vae_ckpt(overrides) -> tmp_path/vae.ckpt``: a VAE-stage checkpoint of the composed config
+    with the module's current (untrained) weights, holding what Lightning's checkpointing adds for a VAE run."""
+    def save(overrides, name: str = "vae.ckpt"):
+        from medsora.config import compose
+        from medsora.training.vae_module import VAEModule
+
+        module = VAEModule(compose(overrides=list(overrides)))
+        ckpt = {"state_dict": module.state_dict()}
+        module.on_save_checkpoint(ckpt)
+        path = tmp_path / name
+        torch.save(ckpt, path)
+        return path
+    return save

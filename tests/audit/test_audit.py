@@ -102,18 +102,12 @@ def test_pixel_backend_flags_copies_not_new_clips_and_filter_keeps_the_rest(audi
     assert _rows(out) == rows
 
 
-def test_vae_backend_flags_copies(audit_data, tmp_path):
-    from medsora.config import compose
-    from medsora.training.vae_module import VAEModule
-
+def test_vae_backend_flags_copies(audit_data, tmp_path, untrained_vae_ckpt):
     data, samples = audit_data
     torch.manual_seed(0)
-    module = VAEModule(compose(overrides=[
+    untrained_vae_ckpt([
         "data.root=demo", "vae.latent_channels=4", "vae.block_out_channels=[8,8,8,8]", "vae.layers_per_block=1",
-        "vae.norm_num_groups=4", "vae.freq_hidden=8", "vae.lpips='off'", "vae.scaling_factor=0.5"]))
-    ckpt = {"state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "vae.ckpt")
+        "vae.norm_num_groups=4", "vae.freq_hidden=8", "vae.lpips='off'", "vae.scaling_factor=0.5"])
     out = tmp_path / "audit"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -163,23 +157,18 @@ def test_no_held_out_clips_is_explained(tmp_path, audit_data):
 
 
 @pytest.mark.slow
-def test_encode_cache_as_training_set_uses_its_latents(tmp_path):
+def test_encode_cache_as_training_set_uses_its_latents(tmp_path, untrained_vae_ckpt):
     """--train CACHE: the cache's train split is indexed from its stored latents (VAE backend), its val split
     calibrates; a copy of a cached training video is flagged."""
-    from medsora.config import compose
     from medsora.data.demo import ensure_demo
     from medsora.encode import main as encode_main
-    from medsora.training.vae_module import VAEModule
 
     tiny = ["data.root=demo", "data.demo_clips=16", "data.size=32", "data.num_frames=5", "data.batch_size=2",
             "data.val_fraction=0.25", "vae.latent_channels=4", "vae.block_out_channels=[8,8,8,8]",
             "vae.layers_per_block=1", "vae.norm_num_groups=4", "vae.freq_hidden=8", "align.teacher.weights=random",
             "align.teacher.iters=1", "vae.lpips='off'", "vae.scaling_factor=0.25"]
     torch.manual_seed(0)
-    module = VAEModule(compose(overrides=tiny))
-    ckpt = {"state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "vae.ckpt")
+    untrained_vae_ckpt(tiny)
     cache = tmp_path / "cache"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

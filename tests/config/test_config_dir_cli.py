@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from medsora.cli import run_cli
-from medsora.config import PATH_ENV, compose, config_dir
+from medsora.config import PATH_ENV, config_dir
 
 
 @pytest.fixture(autouse=True)
@@ -76,20 +76,15 @@ def test_data_check_uses_the_user_data_file(user_dir, tmp_path, capsys):
     assert "1 of 2 videos are shorter than a clip (17 frames)" in out
 
 
-def test_encode_uses_the_user_data_file(user_dir, tmp_path):
+def test_encode_uses_the_user_data_file(user_dir, tmp_path, untrained_vae_ckpt):
     from medsora.data.cache import CacheDataset
     from medsora.encode import main
-    from medsora.training.vae_module import VAEModule
-    import torch
 
     vae = ["vae.latent_channels=4", "vae.block_out_channels=[8,8,8,8]", "vae.layers_per_block=1",
            "vae.norm_num_groups=4", "vae.freq_hidden=8", "vae.lpips='off'", "vae.scaling_factor=0.25",
            "align.teacher.weights=random",
            "align.teacher.iters=1"]
-    module = VAEModule(compose(overrides=["data.root=demo", "data.size=32", "data.num_frames=5", *vae]))
-    ckpt = {"state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "vae.ckpt")
+    untrained_vae_ckpt(["data.root=demo", "data.size=32", "data.num_frames=5", *vae])
     cache = tmp_path / "cache"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

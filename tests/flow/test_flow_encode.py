@@ -82,16 +82,12 @@ def test_a_folder_made_with_other_settings_is_refused(parts, tmp_path):
                      progress=False, datasets={"val": datasets["val"]})
 
 
-def test_command_line_encodes_then_resumes(tmp_path):
+def test_command_line_encodes_then_resumes(tmp_path, untrained_vae_ckpt):
     from medsora.encode import main
     from medsora.flow.raft_weights import file_sha256
-    from medsora.training.vae_module import VAEModule
 
     overrides = [*TINY, "vae.lpips='off'", "vae.scaling_factor=0.25", f"data.cache={tmp_path / 'cache'}"]
-    module = VAEModule(compose(overrides=overrides))
-    ckpt = {"state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)  # what Lightning's checkpointing adds for a VAE run
-    torch.save(ckpt, tmp_path / "vae.ckpt")
+    untrained_vae_ckpt(overrides)
     overrides.append(f"vae.ckpt={tmp_path / 'vae.ckpt'}")
     args = [*overrides, "--splits", "train", "--shard-size", "3", "--batch-size", "4", "--device", "cpu",
             "--no-progress"]
@@ -130,17 +126,13 @@ def test_caption_features_are_encoded_with_the_clips(parts, tmp_path):
         encode_cache(cfg, vae, 0.5, teacher, "sha-vae", **run)
 
 
-def test_command_line_with_text_conditioning(tmp_path):
+def test_command_line_with_text_conditioning(tmp_path, untrained_vae_ckpt):
     """cond.text on the command line: caption features are written; without a T5 folder, a clear error."""
     from medsora.cond import save_tiny_t5
     from medsora.encode import main
-    from medsora.training.vae_module import VAEModule
 
     overrides = [*TINY, "vae.lpips='off'", "vae.scaling_factor=0.25", f"data.cache={tmp_path / 'cache'}", "cond=text"]
-    module = VAEModule(compose(overrides=overrides))
-    ckpt = {"state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "vae.ckpt")
+    untrained_vae_ckpt(overrides)
     overrides.append(f"vae.ckpt={tmp_path / 'vae.ckpt'}")
     flags = ["--splits", "train", "--device", "cpu", "--no-progress"]
     with pytest.raises(ConfigError, match="cond.text_encoder is not set"):
