@@ -1,8 +1,14 @@
 """Clinical control at demo scale on the CPU: heart-rate conditioning and image-to-video.
 
-    python benchmarks/control.py --vae VAE.ckpt [--steps 3000] [--work DIR] [--ckpt DIFFUSION.ckpt]
+    python benchmarks/control.py [--vae VAE.ckpt | --vae-steps N] [--steps 3000] [--work DIR] [--ckpt DIFFUSION.ckpt]
 
-One model is trained: ``experiment=attr_demo`` (modality + ultrasound heart rate in bpm) with
+Without ``--vae`` the control VAE is trained first: ``experiment=vae_demo`` with ``vae.shortcut=true``
+(:mod:`medsora.vae.shortcut`: the latent cells' mean colour rides in three latent channels, so the
+frame-mean brightness, which carries the pulsation, passes the VAE with gain ~1; without it the demo
+VAE normalises that ~1 % cycle away and no heart rate survives decoding, RESULTS.md), at 32 px for
+``--vae-steps`` steps (resumed from ``WORK/runs/control_vae`` when it is there).
+
+One diffusion model is trained: ``experiment=attr_demo`` (modality + ultrasound heart rate in bpm) with
 ``cond.first_frame=true`` and ``cond.first_frame_dropout=0.5``, so the same weights generate from
 nothing (heart-rate test) and from a given first frame (image-to-video test). To fit a shared 2-core
 CPU in minutes the backbone is ``model.blocks=[full_attn]`` with ``align=off`` (the control
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -87,10 +94,40 @@ def frame_change(videos: torch.Tensor) -> tuple[float, float]:
     return float(later.mean()), float((diffs[:, 0] / later.clamp(min=1e-6)).mean())
 
 
-def compose_run(args):
+VAE_STEPS = 400  # the control VAE's steps when --vae is not given
+STEPS = 3000  # diffusion steps
+GUIDANCE = 3.0  # the guided row's scale
+VAE_OVERRIDES = ("vae.shortcut=true", "data.size=32")
+"""The control VAE: vae_demo with the colour shortcut (what passes the frame-mean pulsation), at 32 px."""
+
+
+def vae_config(args):
+    """The control VAE's run config: ``vae_demo`` + :data:`VAE_OVERRIDES`, ``--vae-steps`` steps in ``WORK/runs``,
+    resumed (``ckpt=last``) when a checkpoint of it is there."""
     from medsora.config import compose
 
-    overrides = [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={args.work}/cache", "data.size=32",
+    run_root = Path(args.work) / "runs" / "control_vae"
+    resume = ["ckpt=last"] if any(run_root.glob("version_*/checkpoints/*.ckpt")) else []
+    every = max(1, min(args.vae_steps, 100))
+    return compose("vae_demo", [*VAE_OVERRIDES, f"trainer.max_steps={args.vae_steps}", "name=control_vae",
+                                f"out_dir={Path(args.work) / 'runs'}", "trainer.enable_progress_bar=false",
+                                f"trainer.val_check_interval={every}", f"trainer.checkpoint_every_n_steps={every}",
+                                *resume])
+
+
+def train_vae(args) -> Path:
+    """Train (or finish) the control VAE; its last checkpoint."""
+    from medsora.training.stage import fit_stage
+
+    return fit_stage(vae_config(args)).last_ckpt
+
+
+def compose_run(args):
+    from medsora.config import compose
+    from medsora.flow.raft_weights import file_sha256
+
+    cache = Path(args.work) / "cache" / file_sha256(args.vae)[:12]  # one cache per VAE (a cache refuses another's)
+    overrides = [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={cache}", "data.size=32",
                  "cond.first_frame=true", "cond.first_frame_dropout=0.5", "model.blocks=[full_attn]", "align=off",
                  f"trainer.max_steps={args.steps}", f"out_dir={args.work}/runs", "trainer.enable_progress_bar=false",
                  "trainer.val_check_interval=1000", "trainer.checkpoint_every_n_steps=1000", *args.overrides]
@@ -115,15 +152,16 @@ def real_clips(cfg):
     return out
 
 
-def heart_rate(module, clips, seed: int) -> dict:
+def heart_rate(module, clips, seed: int, guidance: float = 3.0) -> dict:
     n = 8
     requested = [r for r in RATES for _ in range(n)]
     rows = [{"heart_rate": r} for r in requested]
     common = dict(seed=seed, modalities=["ultrasound"] * len(rows), batch_size=24)
     runs = {
         "conditioned (guidance 1)": module.generate(len(rows), attributes=rows, guidance_scale=1.0, **common),
-        "guided on heart_rate (scale 3)": module.generate(len(rows), attributes=rows, guidance_scale=3.0,
-                                                          guide_attributes=["heart_rate"], **common),
+        f"guided on heart_rate (scale {guidance:g})": module.generate(len(rows), attributes=rows,
+                                                                     guidance_scale=guidance,
+                                                                     guide_attributes=["heart_rate"], **common),
         "attribute dropped": module.generate(len(rows), attributes=None, guidance_scale=1.0, **common),
     }
     table = {}
@@ -173,20 +211,35 @@ def image_to_video(module, clips, seed: int) -> dict:
     return {"fidelity": metrics, "motion": motion, "clips": len(val)}
 
 
-def report(args, overrides, hr, i2v, seconds, steps, load, cfg) -> str:
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (data-loader workers)."""
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+def describe_vae(path) -> str:
+    """``steps N, vae.norm X, shortcut on/off`` of a VAE checkpoint."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    vae = ckpt["medsora_vae"]["vae"]
+    return (f"{ckpt.get('global_step', '?')} steps, vae.norm {vae.get('norm')}, "
+            f"shortcut {'on' if vae.get('shortcut') else 'off'}")
+
+
+def report(args, overrides, hr, i2v, seconds, steps, load, cfg, cpu: float, vae: str) -> str:
     from medsora.data.demo import DEMO_VERSION
 
     d = cfg.diffusion
-    vae_norm = torch.load(args.vae, map_location="cpu", weights_only=False)["medsora_vae"]["vae"].get("norm")
+    shown = [o for o in overrides if not o.startswith(("vae.ckpt=", "data.cache=", "out_dir=", "trainer.enable_"))]
     lines = [
         "## Clinical control: heart-rate conditioning and image-to-video (benchmarks/control.py)",
         "",
         f"Command: `python benchmarks/control.py {' '.join(sys.argv[1:])}`",
         f"Machine: {describe_machine()}; load average at the start {load}.",
-        f"Run: experiment attr_demo + `{' '.join(overrides[2:8])}`, {steps} steps, {seconds / 60:.1f} min wall "
-        f"(encode + train + evaluate); demo set v{DEMO_VERSION} at {cfg.data.size} px × {cfg.data.num_frames} frames "
-        f"(stride {cfg.data.frame_stride}), {d.sampler} {d.sample_steps} steps; VAE `{args.vae}` (vae.norm "
-        f"{vae_norm}).",
+        f"Run: experiment attr_demo + `{' '.join(shown)}`, {steps} steps, {seconds / 60:.1f} min wall and "
+        f"{cpu:.0f} CPU-s (user + system, this process and its workers; VAE training + encode + train + evaluate); "
+        f"demo set v{DEMO_VERSION} at {cfg.data.size} px × {cfg.data.num_frames} frames "
+        f"(stride {cfg.data.frame_stride}), {d.objective} objective, {d.sampler} {d.sample_steps} steps; "
+        f"VAE `{vae}` ({describe_vae(vae)}).",
         "",
         "**Heart-rate control** (8 ultrasound clips per requested rate; rate measured from the pixels):",
         "",
@@ -217,8 +270,12 @@ def report(args, overrides, hr, i2v, seconds, steps, load, cfg) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vae", required=True, help="a vae_demo checkpoint (python -m medsora.fit experiment=vae_demo)")
-    parser.add_argument("--steps", type=int, default=3000, help="diffusion training steps (default 3000)")
+    parser.add_argument("--vae", default=None, help="a VAE checkpoint (default: train the control VAE, see --vae-steps)")
+    parser.add_argument("--vae-steps", type=int, default=VAE_STEPS,
+                        help=f"steps of the control VAE trained without --vae (default {VAE_STEPS})")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"diffusion training steps (default {STEPS})")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE,
+                        help=f"scale of the row guided on the heart rate alone (default {GUIDANCE:g})")
     parser.add_argument("--work", default=os.path.expanduser("~/.cache/medsora/control-bench"),
                         help="cache + run folder")
     parser.add_argument("--ckpt", default=None, help="skip training: evaluate this attr_demo checkpoint")
@@ -227,17 +284,27 @@ def main(argv=None) -> None:
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides of the run")
     args = parser.parse_args(argv)
     load = f"{os.getloadavg()[0]:.1f}"
-    began = time.perf_counter()
-    cfg, overrides = compose_run(args)
-    ckpt = Path(args.ckpt) if args.ckpt else train(cfg)
+    began, cpu = time.perf_counter(), cpu_seconds()
     from medsora.training.diffusion_module import DiffusionModule
 
-    module = DiffusionModule.from_checkpoint(str(ckpt))
+    if args.ckpt:
+        ckpt = Path(args.ckpt)
+        module = DiffusionModule.from_checkpoint(str(ckpt))
+        args.vae = args.vae or module.cfg.vae.ckpt
+        overrides = compose_run(args)[1]
+    else:
+        if args.vae is None:
+            args.vae = str(train_vae(args))
+        cfg, overrides = compose_run(args)
+        ckpt = train(cfg)
+        module = DiffusionModule.from_checkpoint(str(ckpt))
+    vae = args.vae
     steps = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
     clips = real_clips(module.cfg)
-    hr = heart_rate(module, clips, args.seed)
+    hr = heart_rate(module, clips, args.seed, args.guidance)
     i2v = image_to_video(module, clips, args.seed)
-    text = report(args, overrides, hr, i2v, time.perf_counter() - began, steps, load, module.cfg)
+    text = report(args, overrides, hr, i2v, time.perf_counter() - began, steps, load, module.cfg,
+                  cpu_seconds() - cpu, vae)
     print(text)
     print(f"checkpoint: {ckpt}")
     if not args.no_append:

@@ -53,3 +53,30 @@ def test_gain_transfer_is_one_for_a_transparent_vae_and_zero_for_per_frame_norma
     video = torch.rand(6, 3, 17, 8, 8) * 2 - 1
     assert control.gain_transfer(_Identity(), video) == pytest.approx(1.0, abs=1e-5)
     assert abs(control.gain_transfer(_PerFrameNormalised(), video)) < 1e-4
+
+
+def _args(control, tmp_path, *argv):
+    parser_args = SimpleNamespace(work=str(tmp_path), vae_steps=control.VAE_STEPS, steps=10, overrides=[])
+    for key, value in zip(argv[::2], argv[1::2]):
+        setattr(parser_args, key, value)
+    return parser_args
+
+
+def test_control_vae_has_the_colour_shortcut_and_resumes_its_own_run(control, tmp_path):
+    cfg = control.vae_config(_args(control, tmp_path, "vae_steps", 250))
+    assert cfg.stage == "vae" and cfg.vae.shortcut is True and cfg.data.size == 32
+    assert cfg.trainer.max_steps == 250 and cfg.ckpt is None and cfg.name == "control_vae"
+    ckpt = tmp_path / "runs" / "control_vae" / "version_0" / "checkpoints" / "step=100.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    assert control.vae_config(_args(control, tmp_path, "vae_steps", 250)).ckpt == "last"
+
+
+def test_each_vae_gets_its_own_encode_cache(control, tmp_path):
+    a, b = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    a.write_bytes(b"first vae")
+    b.write_bytes(b"second vae")
+    cache_a = control.compose_run(_args(control, tmp_path, "vae", str(a)))[0].data.cache
+    cache_b = control.compose_run(_args(control, tmp_path, "vae", str(b)))[0].data.cache
+    assert cache_a != cache_b and Path(cache_a).parent == Path(cache_b).parent == tmp_path / "cache"
+    assert control.compose_run(_args(control, tmp_path, "vae", str(a)))[0].data.cache == cache_a
