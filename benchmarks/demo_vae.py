@@ -37,6 +37,10 @@ CANDIDATES = {
     "crop32_noffl": (["data.train_crop=32", "vae.ffl_weight=0"], 960, 240),
     "crop32_nofc": (["data.train_crop=32", "vae.freq_comp=false"], 960, 240),
     "bilinear": (["vae.upsample=bilinear"], 240, 60),  # the decoder upsamples bilinearly, not nearest
+    "shortcut": (["vae.shortcut=true"], 240, 60),  # DC-AE-style colour shortcuts around the VAE
+    "shortcut_cosine": (["vae.shortcut=true", "train.lr_schedule=cosine"], 240, 60),
+    "shortcut_bilinear": (["vae.shortcut=true", "vae.upsample=bilinear"], 240, 60),
+    "shortcut_crop32_b4": (["vae.shortcut=true", "data.train_crop=32", "data.batch_size=4"], 480, 120),
     "bilinear_crop32_b4": (["vae.upsample=bilinear", "data.train_crop=32", "data.batch_size=4"], 480, 120),
 }
 

@@ -33,6 +33,7 @@ from medsora.config.fields import section
 from medsora.vae.causal import make_causal
 from medsora.vae.frequency import CausalBranch3D, FrequencyBranch2D, MidBlockHook, UpBlockHook
 from medsora.vae.schema import VAEConfig
+from medsora.vae.shortcut import attach_shortcuts
 
 SPATIAL_RATIO = 8
 TEMPORAL_RATIO = 4
@@ -69,7 +70,8 @@ class FreqCompVAE(nn.Module):
             hidden channels), ``freq_dropout`` (dropout of the 3-D branches), ``norm``
             (``"frame"``: causal, chunk-exact; ``"clip"``: diffusers' GroupNorm; ``"auto"``: clip
             for a pretrained base, else frame — :func:`resolved_norm`) and
-            ``chunk_frames``, ``tile_size``, ``tile_overlap`` (see :meth:`set_chunking`).
+            ``chunk_frames``, ``tile_size``, ``tile_overlap`` (see :meth:`set_chunking`) and
+            ``shortcut`` (the non-parametric colour shortcuts of :mod:`medsora.vae.shortcut`).
         **overrides: ``VAEConfig`` fields replacing those of ``config`` (``FreqCompVAE(base, freq_comp=False)``).
     """
 
@@ -102,6 +104,8 @@ class FreqCompVAE(nn.Module):
             base.decoder.mid_block.register_forward_hook(MidBlockHook(self.decoder_branch))
             for block, branch in zip(base.decoder.up_blocks, self.up_branches):
                 block.register_forward_hook(UpBlockHook(branch), with_kwargs=True)
+        if settings.shortcut:
+            attach_shortcuts(base, SPATIAL_RATIO, TEMPORAL_RATIO)
         self.set_chunking(settings.chunk_frames, settings.tile_size, settings.tile_overlap)
 
     @classmethod

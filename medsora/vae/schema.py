@@ -28,6 +28,10 @@ class VAEConfig:
     # the decoder's spatial 2× upsampling before each up-block conv: diffusers' "nearest" (CogVideoX), or
     # "bilinear" (smooth from the first step: a briefly trained decoder draws ramps, not 8×8 blocks)
     upsample: str = choice("nearest", "nearest", "bilinear")
+    # non-parametric shortcuts (DC-AE's residual autoencoding, medsora.vae.shortcut): the latent cells' mean
+    # colour rides in the first 3 latent channels and comes back bilinearly upsampled, so the networks learn
+    # only the residual; for VAEs trained from scratch (a pretrained CogVideoX base never saw it)
+    shortcut: bool = False
     freq_comp: bool = True
     freq_kind: str = choice("haar", "haar", "fft")
     freq_hidden: int = bounded(64, 1, 65536)
@@ -53,5 +57,7 @@ class VAEConfig:
         widths = list(c.block_out_channels)
         if not widths or any(w < 1 or w % c.norm_num_groups for w in widths):
             yield "block_out_channels", f"must be positive multiples of vae.norm_num_groups = {c.norm_num_groups}"
+        if c.shortcut and c.latent_channels < 3:
+            yield "shortcut", f"carries colour in 3 latent channels: vae.latent_channels = {c.latent_channels} is too few"
         if c.tile_size % 8:
             yield "tile_size", "must be a multiple of 8 (0 = no tiling)"
