@@ -64,16 +64,20 @@ def scan_impl_for(device: str) -> str:
     return "cuda" if device == "cuda" and kernels.HAS_SSD_KERNEL else "torch"
 
 
+def dotlist(overrides: dict) -> list:
+    """``key=value`` overrides of a preset; a word is quoted, or YAML 1.1 would read ``off`` as false."""
+    return [f"{k}='{v}'" if isinstance(v, str) and v.isidentifier() else f"{k}={v}" for k, v in overrides.items()]
+
+
 def build(name: str, device: str, smoke: bool, **overrides) -> MedSoraDiT:
-    cfg = preset_config(name, [f"{k}={v}" for k, v in overrides.items()])
+    cfg = preset_config(name, dotlist(overrides))
     with torch.device(device):
         return MedSoraDiT(LATENT_CHANNELS, cfg)
 
 
 def params_of(name: str, **overrides) -> int:
     with torch.device("meta"):
-        return sum(p.numel() for p in MedSoraDiT(LATENT_CHANNELS, preset_config(
-            name, [f"{k}={v}" for k, v in overrides.items()])).parameters())
+        return sum(p.numel() for p in MedSoraDiT(LATENT_CHANNELS, preset_config(name, dotlist(overrides))).parameters())
 
 
 def matched_attention_depth(name: str, target: int) -> int:
