@@ -38,6 +38,10 @@ CANDIDATES = {
     "crop32_nofc": (["data.train_crop=32", "vae.freq_comp=false"], 960, 240),
     "bilinear": (["vae.upsample=bilinear"], 240, 60),  # the decoder upsamples bilinearly, not nearest
     "shortcut": (["vae.shortcut=true"], 240, 60),  # DC-AE-style colour shortcuts around the VAE
+    "shortcut_cosine": (["vae.shortcut=true", "train.lr_schedule=cosine"], 240, 60),
+    "shortcut_bilinear": (["vae.shortcut=true", "vae.upsample=bilinear"], 240, 60),
+    "shortcut_lc16": (["vae.shortcut=true", "vae.latent_channels=16"], 240, 60),  # CogVideoX's 16 latent channels
+    "shortcut_lc16_cosine": (["vae.shortcut=true", "vae.latent_channels=16", "train.lr_schedule=cosine"], 240, 60),
     "shortcut_crop32_b4": (["vae.shortcut=true", "data.train_crop=32", "data.batch_size=4"], 480, 120),
     "bilinear_crop32_b4": (["vae.upsample=bilinear", "data.train_crop=32", "data.batch_size=4"], 480, 120),
 }

@@ -11,7 +11,9 @@ and the suite goes on; a row that would start after the time budget is marked "s
    256²×65 frames (latent grids 5×8×8 and 17×16×16 tokens after the 8× VAE and 2×2 patches), batch
    ``--batch``, bf16 autocast (Lightning's bf16-mixed), ``scan_impl=cuda`` where the mamba_ssm kernels
    import and ``torch`` otherwise; against a full-attention DiT (``blocks=[full_attn]``, MLP×4, same
-   width and heads) whose depth is chosen to match the preset's parameter count. Median step time over
+   width and heads) whose depth is chosen to match the preset's parameter count; each preset once per
+   ``--recompute`` value (``model.mamba_recompute``: ``full`` recomputes the Mamba-2 layers' conv, scan and
+   norm in backward, ``off`` keeps them; default both, side by side). Median step time over
    ``--repeats`` after ``--warmup`` steps, peak memory (CUDA max_memory_allocated, or the process's peak
    RSS growth on the CPU), tokens/s = batch × tokens / step time;
 2. sampling: seconds per clip for ``--sample-steps`` denoiser evaluations with classifier-free guidance
@@ -62,16 +64,20 @@ def scan_impl_for(device: str) -> str:
     return "cuda" if device == "cuda" and kernels.HAS_SSD_KERNEL else "torch"
 
 
+def dotlist(overrides: dict) -> list:
+    """``key=value`` overrides of a preset; a word is quoted, or YAML 1.1 would read ``off`` as false."""
+    return [f"{k}='{v}'" if isinstance(v, str) and v.isidentifier() else f"{k}={v}" for k, v in overrides.items()]
+
+
 def build(name: str, device: str, smoke: bool, **overrides) -> MedSoraDiT:
-    cfg = preset_config(name, [f"{k}={v}" for k, v in overrides.items()])
+    cfg = preset_config(name, dotlist(overrides))
     with torch.device(device):
         return MedSoraDiT(LATENT_CHANNELS, cfg)
 
 
 def params_of(name: str, **overrides) -> int:
     with torch.device("meta"):
-        return sum(p.numel() for p in MedSoraDiT(LATENT_CHANNELS, preset_config(
-            name, [f"{k}={v}" for k, v in overrides.items()])).parameters())
+        return sum(p.numel() for p in MedSoraDiT(LATENT_CHANNELS, preset_config(name, dotlist(overrides))).parameters())
 
 
 def matched_attention_depth(name: str, target: int) -> int:
@@ -111,6 +117,14 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def label_of(name: str, overrides: dict) -> str:
+    """A row's model: the preset (with ``mamba_recompute`` unless it is the default) or the matched DiT."""
+    if overrides.get("blocks"):
+        return f"full-attention DiT (depth {overrides['depth']})"
+    recompute = overrides.get("mamba_recompute", "full")
+    return name if recompute == "full" else f"{name} (mamba_recompute={recompute})"
+
+
 def train_row(args, name: str, clip: str, grid, **overrides) -> dict:
     device, (t_len, h, w) = args.device, grid
     scan = scan_impl_for(device)
@@ -140,8 +154,7 @@ def train_row(args, name: str, clip: str, grid, **overrides) -> dict:
         step()
     ms = statistics.median([step() for _ in range(args.repeats)]) * 1e3
     tokens = t_len * h * w
-    return dict(kind="train", model=name if not overrides.get("blocks") else f"full-attention DiT (depth "
-                f"{overrides['depth']})", clip=clip, tokens=tokens, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+    return dict(kind="train", model=label_of(name, overrides), clip=clip, tokens=tokens, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
                 scan=scan, step_ms=ms, peak_mib=meter.peak_mib, tokens_per_s=args.batch * tokens / (ms / 1e3),
                 first_step_ms=first * 1e3)
 
@@ -207,6 +220,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--models", default=None, help="presets, comma separated (default medsora_s,medsora_b)")
+    ap.add_argument("--recompute", default="full,off",
+                    help="model.mamba_recompute values to time each preset with, comma separated (default full,off)")
     ap.add_argument("--no-scan-rows", action="store_true", help="skip benchmarks/scan_gpu.py")
     ap.add_argument("--results", default=None, help="file to append the section to (default benchmarks/RESULTS.md)")
     args = ap.parse_args(argv)
@@ -215,6 +230,10 @@ def main(argv=None) -> int:
     args.dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     models = args.models.split(",") if args.models else (["tiny"] if args.smoke else ["medsora_s", "medsora_b"])
     clips = SMOKE_CLIPS if args.smoke else CLIPS
+    recomputes = args.recompute.split(",")
+    bad = sorted(set(recomputes) - {"full", "off"})
+    if bad:
+        ap.error(f"--recompute: {bad} are not model.mamba_recompute values; use full and/or off")
     if args.smoke:
         args.warmup, args.repeats, args.sample_steps, args.batch = 1, 1, 2, 1
     machine = describe_machine(device=args.device)
@@ -227,13 +246,15 @@ def main(argv=None) -> int:
         rows.append(row)
         print(fmt(row), flush=True)
 
-    share = 0.7 * args.budget / max(1, 2 * len(models) * len(clips))  # what a model row may start with
+    share = 0.7 * args.budget / max(1, (1 + len(recomputes)) * len(models) * len(clips))  # what a model row may start with
     for name in models:
         matched = guarded(lambda: {"depth": matched_attention_depth(name, params_of(name))}, budget, 0,
                           dict(kind="train", model=name, clip="—"))
         for clip, grid in clips.items():
             base = dict(kind="train", model=name, clip=clip, tokens=grid[0] * grid[1] * grid[2])
-            emit(guarded(lambda: train_row(args, name, clip, grid), budget, min(5.0, share), base))
+            for recompute in recomputes:
+                emit(guarded(lambda: train_row(args, name, clip, grid, mamba_recompute=recompute), budget,
+                             min(5.0, share), dict(base, model=label_of(name, {"mamba_recompute": recompute}))))
             if "depth" in matched:
                 dit = dict(blocks="[full_attn]", mlp_ratio=4.0, depth=matched["depth"])
                 emit(guarded(lambda: train_row(args, name, clip, grid, **dit), budget, min(5.0, share),

@@ -5,16 +5,18 @@ Side by side in one run, at one token grid (default 9×24×24, depth 4, width 25
 by round so that all of them see the same machine load:
 
 * ``full_attn``: a DiT block per layer (joint attention + MLP ×4), the reference for memory;
-* ``medsora``: the MedSora pattern as configured by default (Mamba-2 layers recompute
-  everything between their two projections in backward);
-* ``medsora_plain``: the same with ``Mamba2Layer.recompute = False`` (every intermediate saved);
+* ``medsora``: the MedSora pattern as configured by default (``model.mamba_recompute=full``: Mamba-2
+  layers recompute everything between their two projections in backward);
+* ``medsora_off``: the same with ``model.mamba_recompute=off`` (every intermediate saved), the
+  reference for time;
 * ``medsora_ckpt``: the default plus ``model.checkpoint_blocks=[spatial_mamba]``;
 * ``baseline`` (with ``--baseline DIR``): the MedSora pattern's default in another checkout of
   this repository (e.g. ``git worktree add /tmp/base COMMIT``), for before/after timings.
 
 Saved bytes are counted with ``saved_tensors_hooks`` (:func:`medsora.backbone.cost.saved_activation_bytes`):
-exact and independent of load. Times are wall-clock fwd+bwd passes (process CPU time beside them);
-the table shows medians over all timed passes of all rounds.
+exact and independent of load. Times are wall-clock fwd+bwd passes and process CPU time beside them
+(workers run with ``OMP_NUM_THREADS`` = ``--threads``, default 1); the table shows medians over all
+timed passes of all rounds, and both as ratios to ``medsora_off`` (or to ``baseline`` when given).
 
     python benchmarks/recompute.py --baseline /tmp/base          # appends to benchmarks/RESULTS.md
     python benchmarks/recompute.py --quick                       # smoke run, nothing written
@@ -37,7 +39,7 @@ MEDSORA = dict(blocks=["local_attn", "spatial_mamba", "temporal_mamba"], mlp_rat
 VARIANTS = {
     "full_attn": dict(blocks=["full_attn"], mlp_ratio=4.0),
     "medsora": MEDSORA,
-    "medsora_plain": dict(MEDSORA, recompute=False),
+    "medsora_off": dict(MEDSORA, mamba_recompute="off"),
     "medsora_ckpt": dict(MEDSORA, checkpoint_blocks=["spatial_mamba"]),
     "baseline": MEDSORA,
 }
@@ -52,15 +54,10 @@ def worker(args) -> dict:
 
     torch.set_num_threads(args.threads)
     kw = dict(VARIANTS[args.variant])
-    recompute = kw.pop("recompute", True)
     t_len, h, w = (int(v) for v in args.grid.split("x"))
     torch.manual_seed(0)
     model = MedSoraDiT(in_channels=16, depth=args.depth, hidden=args.hidden, heads=4, patch=2, d_state=128,
                        headdim=64, expand=2, window=8, learn_sigma=True, scan_impl="torch", **kw)
-    if not recompute:
-        for module in model.modules():
-            if hasattr(module, "recompute"):
-                module.recompute = False
     x, t = torch.randn(1, 16, t_len, 2 * h, 2 * w), torch.tensor([500])
     saved = saved_activation_bytes(model, x, t)
 
@@ -79,7 +76,7 @@ def run_worker(args, variant: str) -> dict:
     tree = Path(args.baseline).resolve() if variant == "baseline" else HERE
     cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--grid", args.grid, "--depth", str(args.depth),
            "--hidden", str(args.hidden), "--steps", str(args.steps), "--threads", str(args.threads)]
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed: {proc.stderr.strip()[-2000:]}")
@@ -94,7 +91,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one process per variant each)")
     parser.add_argument("--steps", type=int, default=2, help="timed fwd+bwd passes per process, after one warm-up")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--variants", default="full_attn,medsora,medsora_plain,medsora_ckpt",
+    parser.add_argument("--variants", default="full_attn,medsora,medsora_off,medsora_ckpt",
                         help=f"comma separated, from {list(VARIANTS)} (baseline is added by --baseline)")
     parser.add_argument("--baseline", default=None, help="another checkout of this repository: its default MedSora")
     parser.add_argument("--quick", action="store_true", help="tiny grid, depth 1, one round, nothing written")
@@ -123,16 +120,16 @@ def main(argv=None) -> None:
         loads.append(os.getloadavg()[0])
 
     full = runs["full_attn"][0]["saved_mib"] if "full_attn" in runs else None
-    ref = "baseline" if "baseline" in runs else "medsora_plain" if "medsora_plain" in runs else None
+    ref = "baseline" if "baseline" in runs else "medsora_off" if "medsora_off" in runs else None
     med = {v: statistics.median(w for run in runs[v] for w in run["wall"]) for v in variants}
     cpu = {v: statistics.median(c for run in runs[v] for c in run["cpu"]) for v in variants}
-    lines = [f"| variant | saved MiB | ÷ full_attn | fwd+bwd s (median) | CPU s (median) | time ÷ {ref or '—'} |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| variant | saved MiB | ÷ full_attn | fwd+bwd s (median) | CPU s (median) | time ÷ {ref or '—'} "
+             f"| CPU ÷ {ref or '—'} |", "|---|---:|---:|---:|---:|---:|---:|"]
     for v in variants:
         saved = runs[v][0]["saved_mib"]
-        lines.append(f"| {v} | {saved:.0f} | {saved / full:.2f} | {med[v]:.2f} | {cpu[v]:.2f} | "
-                     f"{med[v] / med[ref]:.3f} |" if full and ref else
-                     f"| {v} | {saved:.0f} | — | {med[v]:.2f} | {cpu[v]:.2f} | — |")
+        ratio = f"{saved / full:.2f}" if full else "—"
+        times = f"{med[v] / med[ref]:.3f} | {cpu[v] / cpu[ref]:.3f}" if ref else "— | —"
+        lines.append(f"| {v} | {saved:.0f} | {ratio} | {med[v]:.2f} | {cpu[v]:.2f} | {times} |")
     command = "python benchmarks/recompute.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = "\n".join([
         f"## Activation memory and recomputation ({time.strftime('%Y-%m-%d')})",

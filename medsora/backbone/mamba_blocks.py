@@ -21,9 +21,12 @@ LayerFactory = Callable[[], nn.Module]  # () -> Mamba layer mapping batch×L×D 
 
 def mamba_factory(cfg) -> LayerFactory:
     """The scan layer ``model.mamba`` names, with the ``model:`` settings (``d_state``, ``expand`` ...)."""
+    if cfg.mamba_recompute not in ("full", "off"):
+        raise ValueError(f"model.mamba_recompute={cfg.mamba_recompute!r} must be 'full' or 'off'")
     if cfg.mamba == "mamba2":
         return functools.partial(Mamba2Layer, cfg.hidden, d_state=cfg.d_state, headdim=cfg.headdim,
-                                 expand=cfg.expand, scan_impl=cfg.scan_impl)
+                                 expand=cfg.expand, scan_impl=cfg.scan_impl,
+                                 recompute=cfg.mamba_recompute == "full")
     if cfg.mamba == "mamba1":
         return functools.partial(Mamba1Layer, cfg.hidden, d_state=cfg.d_state, expand=cfg.expand, rmsnorm=True,
                                  scan_impl=cfg.scan_impl)

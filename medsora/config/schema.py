@@ -57,6 +57,9 @@ class TrainConfig:
     weight_decay: float = bounded(0.0, 0.0)
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = bounded(0, 0)
+    # after the warm-up: "constant" (the paper's recipe) or "cosine" decay to min_lr_ratio · lr at trainer.max_steps
+    lr_schedule: str = choice("constant", "constant", "cosine")
+    min_lr_ratio: float = bounded(0.1, 0.0, 1.0)
     ema_decay: float = bounded(0.9999, 0.0, 1.0)
     ema: bool = True
     frozen_blocks: List[str] = field(default_factory=list)  # block types whose params are frozen
@@ -97,6 +100,8 @@ class RunConfig:
                 yield "align.tap", f"is not in model.blocks = {list(c.model.blocks)}: pick one of them"
             if not list(c.align.get("layers", [])) and c.align.depth > c.model.depth:  # align.layers: checked by the backbone
                 yield "align.depth", f"is deeper than model.depth = {c.model.depth}"
+        if c.train.lr_schedule == "cosine" and c.trainer.max_steps < 1:
+            yield "train.lr_schedule", "cosine decays over trainer.max_steps: set trainer.max_steps (it is -1)"
         stride = 1 if c.vae.kind == "sd" else 4  # medsora.vae.select.temporal_stride: the VAE decides
         if (c.data.num_frames - 1) % stride:
             yield "data.num_frames", ("must be 1 + 4k (1, 5, 9, 13, 17, ...): the causal VAE compresses time 4x after "

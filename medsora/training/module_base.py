@@ -3,6 +3,7 @@ non-finite-step skip, and AdamW with linear warm-up. One implementation, so a fi
 from __future__ import annotations
 
 import functools
+import math
 from typing import Iterable, Optional
 
 import lightning as L
@@ -26,9 +27,15 @@ def run_config(cfg: DictConfig | dict) -> DictConfig:
     return merged
 
 
-def warmup_factor(step: int, steps: int) -> float:
-    """Learning-rate factor of optimizer step ``step``: linear over ``steps`` steps, then 1 (0 steps: always 1)."""
-    return min(1.0, (step + 1) / steps) if steps > 0 else 1.0
+def warmup_factor(step: int, steps: int, decay_to: int = 0, floor: float = 1.0) -> float:
+    """Learning-rate factor of optimizer step ``step``: linear over ``steps`` steps, then 1 (0 steps: always 1);
+    with ``decay_to > steps``, a half cosine from 1 after the warm-up down to ``floor`` at step ``decay_to``."""
+    if step < steps:
+        return (step + 1) / steps
+    if decay_to <= steps:
+        return 1.0
+    done = min(1.0, (step - steps) / (decay_to - steps))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 class MedSoraModule(L.LightningModule):
@@ -41,7 +48,8 @@ class MedSoraModule(L.LightningModule):
     * :meth:`finite_or_skip`: whether a step's loss is finite on every rank; if not, ``last_skip``
       records the terms and the step must return ``None`` (see ``NonFiniteLossGuard``).
     * :meth:`adamw`: AdamW (``train.betas``, ``train.weight_decay``) with a per-step linear warm-up
-      over ``train.warmup_steps``.
+      over ``train.warmup_steps``, then constant or (``train.lr_schedule: cosine``) a cosine decay to
+      ``train.min_lr_ratio`` at ``trainer.max_steps``.
     """
 
     RNG_STREAM: tuple = ()
@@ -82,6 +90,8 @@ class MedSoraModule(L.LightningModule):
         """AdamW over ``params`` with the ``train:`` recipe and a per-step warm-up schedule."""
         train = self.cfg.train
         optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(warmup_factor, steps=int(train.warmup_steps)))
+        cosine = train.lr_schedule == "cosine"
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
+            warmup_factor, steps=int(train.warmup_steps), decay_to=int(self.cfg.trainer.max_steps) if cosine else 0,
+            floor=float(train.min_lr_ratio)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,6 +1,7 @@
 """Activation memory: what the MedSora sub-blocks keep for backward, counted with saved_tensors_hooks, against
 joint attention at equal width and depth (the issue's bound: ≤ 2× at 9×24×24 tokens, depth 4), and recomputation
-that changes nothing but memory (gradients bit-equal to the path that saves everything)."""
+that changes nothing but memory (gradients bit-equal to the path that saves everything), switched by
+model.mamba_recompute."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 
 from medsora.backbone import MedSoraDiT
 from medsora.backbone.cost import saved_activation_breakdown, saved_activation_bytes
+from medsora.config import ConfigError, compose
 from medsora.ssm import Mamba2Layer
 from medsora.ssm.conv import CausalDepthwiseConv1d
 
@@ -21,14 +23,10 @@ def saved_bytes(model, x, t) -> int:
     return saved_activation_bytes(model, x, t)
 
 
-def build(pattern, recompute=True, depth=1, **kw):
+def build(pattern, depth=1, **kw):
     torch.manual_seed(0)
-    model = MedSoraDiT(in_channels=16, depth=depth, hidden=256, heads=4, patch=2, d_state=128, headdim=64, expand=2,
-                       window=8, learn_sigma=True, scan_impl="torch", **PATTERNS[pattern], **kw)
-    for module in model.modules():
-        if isinstance(module, Mamba2Layer):
-            module.recompute = recompute
-    return model
+    return MedSoraDiT(in_channels=16, depth=depth, hidden=256, heads=4, patch=2, d_state=128, headdim=64, expand=2,
+                      window=8, learn_sigma=True, scan_impl="torch", **PATTERNS[pattern], **kw)
 
 
 def test_saved_activations_at_9x24x24_tokens_against_full_attention():
@@ -41,7 +39,7 @@ def test_saved_activations_at_9x24x24_tokens_against_full_attention():
 
 def test_recomputation_keeps_a_fraction_of_what_the_plain_layers_save():
     x, t = torch.randn(1, 16, 9, 32, 32), torch.tensor([500])
-    plain = saved_bytes(build("medsora", recompute=False), x, t)
+    plain = saved_bytes(build("medsora", mamba_recompute="off"), x, t)
     default = saved_bytes(build("medsora"), x, t)
     spatial = saved_bytes(build("medsora", checkpoint_blocks=["spatial_mamba"]), x, t)
     # Each Mamba layer keeps its in_proj output instead of its conv, scan and norm tensors ...
@@ -98,17 +96,17 @@ def test_causal_conv_matches_conv1d_with_gradients(length):
 
 def test_recomputation_gives_the_same_gradients(small_model, waker):
     torch.manual_seed(0)
-    plain = waker(small_model(mlp_ratio=2.0))
-    for module in plain.modules():
-        if isinstance(module, Mamba2Layer):
-            module.recompute = False
+    plain = waker(small_model(mlp_ratio=2.0, mamba_recompute="off"))
     torch.manual_seed(0)
     recomputed = waker(small_model(mlp_ratio=2.0, checkpoint_blocks=["spatial_mamba", "mlp"]))
     x, t = torch.randn(2, 4, 3, 8, 8), torch.tensor([10, 700])
-    grads = []
+    outs, grads = [], []
     for model in (plain, recomputed):
-        model(x, t).square().sum().backward()
+        out = model(x, t)
+        out.square().sum().backward()
+        outs.append(out)
         grads.append([p.grad for p in model.parameters()])
+    torch.testing.assert_close(*outs, rtol=1e-5, atol=1e-6)
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert [b.checkpointed for b in recomputed.layers[0].blocks] == [False, True, False, True]
@@ -117,3 +115,35 @@ def test_recomputation_gives_the_same_gradients(small_model, waker):
 def test_checkpoint_blocks_must_name_sub_blocks_of_the_model(small_model):
     with pytest.raises(ValueError, match="model.checkpoint_blocks"):
         small_model(checkpoint_blocks=["cross_attn"])
+
+
+def test_model_mamba_recompute_reaches_every_mamba2_layer(small_model, waker):
+    """full (the default): each Mamba-2 layer recomputes, and the model keeps fewer bytes; off: every layer keeps
+    its intermediates. Outputs and gradients are the same either way (float tolerance: the backbone's other ops)."""
+    x, t = torch.randn(1, 4, 3, 8, 8), torch.tensor([300])
+    models, saved = {}, {}
+    for mode in ("full", "off"):
+        torch.manual_seed(0)
+        models[mode] = waker(small_model(mamba_recompute=mode))
+        flags = {m.recompute for m in models[mode].modules() if isinstance(m, Mamba2Layer)}
+        assert flags == {mode == "full"}, (mode, flags)
+        saved[mode] = saved_bytes(models[mode], x, t)
+    assert saved["full"] < 0.75 * saved["off"], saved
+    outs, grads = [], []
+    for model in models.values():
+        out = model(x, t)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), list(model.parameters())))
+    torch.testing.assert_close(*outs, rtol=1e-6, atol=1e-7)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_model_mamba_recompute_from_the_config_and_a_bad_value_named():
+    cfg = compose(overrides=["data.root=demo", "model=tiny", "model.mamba_recompute=off"]).model
+    layers = [m for m in MedSoraDiT.from_config(cfg, in_channels=4).modules() if isinstance(m, Mamba2Layer)]
+    assert layers and not any(m.recompute for m in layers)
+    with pytest.raises(ConfigError, match=r"'model.mamba_recompute' = 'partial' is not one of \['full', 'off'\]"):
+        compose(overrides=["data.root=demo", "model.mamba_recompute=partial"])
+    with pytest.raises(ValueError, match="model.mamba_recompute='partial' must be 'full' or 'off'"):
+        MedSoraDiT(4, depth=1, hidden=32, heads=2, d_state=8, headdim=16, mamba_recompute="partial")
