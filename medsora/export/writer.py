@@ -15,6 +15,7 @@ renamed into place, so an interrupted export leaves no half-written model.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -44,6 +45,9 @@ def _publish(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
+_COVERAGE_KEYS = ("chunk_frames", "tile_size", "tile_overlap")
+
+
 def _vae_component(vae, scaling_factor: float, vae_section: dict):
     from medsora.export.components import MedSoraVAE
 
@@ -51,7 +55,12 @@ def _vae_component(vae, scaling_factor: float, vae_section: dict):
         raise ExportError("vae=sd (a frame-wise AutoencoderKL) has no exported component yet; the export folder "
                           "holds the causal VAE only: sample with python -m medsora.sample --ckpt instead")
     base = {k: v for k, v in vae.base.config.items() if not k.startswith("_")}
-    part = MedSoraVAE(base_config=base, settings=vae_section, scaling_factor=float(scaling_factor))
+    # The network is described by the settings the VAE was built with (its checkpoint's), not by the
+    # diffusion run's vae section, which may differ (e.g. vae.shortcut, vae.freq_comp); only how the
+    # exported VAE covers long or large videos is the run's.
+    settings = dataclasses.asdict(vae.config)
+    settings.update({k: vae_section[k] for k in _COVERAGE_KEYS if k in vae_section})
+    part = MedSoraVAE(base_config=base, settings=settings, scaling_factor=float(scaling_factor))
     part.vae.load_state_dict(vae.state_dict(), strict=True)
     return part.eval()
 

@@ -65,6 +65,7 @@ def _args(control, tmp_path, *argv):
 def test_control_vae_has_the_colour_shortcut_and_resumes_its_own_run(control, tmp_path):
     cfg = control.vae_config(_args(control, tmp_path, "vae_steps", 250))
     assert cfg.stage == "vae" and cfg.vae.shortcut is True and cfg.data.size == 32
+    assert cfg.train.lr_schedule == "constant"  # the schedule its RESULTS figures were measured with
     assert cfg.trainer.max_steps == 250 and cfg.ckpt is None and cfg.name == "control_vae"
     ckpt = tmp_path / "runs" / "control_vae" / "version_0" / "checkpoints" / "step=100.ckpt"
     ckpt.parent.mkdir(parents=True)
