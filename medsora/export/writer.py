@@ -90,7 +90,9 @@ def _diffusion_parts(ckpt_path: Path, ckpt: dict, ema: bool, vae_path: Optional[
         cond = MedSoraConditionEncoder(cond=run["cond"], hidden=int(cfg["model"]["hidden"]),
                                        modalities=list(module.modalities), text_encoder_path=cfg["cond"].get("text_encoder"))
         cond.encoder.load_state_dict(module.cond_encoder.state_dict(), strict=True)
-    scheduler = sampling_scheduler(module.cfg.diffusion, bool(module.cfg.model.learn_sigma), module.cfg.diffusion.sampler)
+    # the flow-matching time shift of the clip size the model was trained on, as sampling uses it
+    scheduler = sampling_scheduler(module.cfg.diffusion, bool(module.cfg.model.learn_sigma), module.cfg.diffusion.sampler,
+                                   grid=module.latent_grid())
     return cfg, used_ema, transformer.eval(), vae, scheduler, (cond.eval() if cond is not None else None)
 
 

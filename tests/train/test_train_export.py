@@ -69,6 +69,17 @@ def test_pipeline_equals_lightning_sampling_bit_for_bit(exported, module):
     assert torch.equal(seeded.frames, lat)
 
 
+def test_exported_scheduler_has_the_runs_time_shift(exported, module):
+    """The flow-matching shift depends on the latent grid; the folder's scheduler records the one sampling uses."""
+    from medsora.diffusion.time_shift import size_shift
+
+    cfg = module.cfg.diffusion
+    assert cfg.objective == "flow_matching"
+    expected = size_shift(cfg.shift, cfg.shift_base_tokens, module.latent_grid())
+    assert expected != pytest.approx(cfg.shift)  # the grid moves it, so the test tells the two apart
+    assert MedSoraPipeline.from_pretrained(exported).scheduler.config.shift == pytest.approx(expected)
+
+
 def test_pipeline_refuses_what_the_model_cannot_do(exported):
     pipe = MedSoraPipeline.from_pretrained(exported)
     with pytest.raises(ValueError, match=r"image=.*conditioned on modality"):
