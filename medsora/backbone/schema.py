@@ -59,7 +59,7 @@ class ModelConfig:
     checkpoint_blocks: List[str] = choice([], *BLOCK_TYPES, "mlp")
     # What each Mamba-2 layer keeps for backward in training. "full": only its input and in_proj output;
     # conv, scan and gated norm are recomputed in backward: 1.82x full attention's activations at 9x24x24,
-    # depth 4, for 1.09-1.16x off's CPU time per step (9-38 % step time on an H200 without the
+    # depth 4, for 1.09-1.17x off's CPU time per step (9-38 % step time on an H200 without the
     # mamba_ssm kernels). "off": every intermediate kept: 3.97x, no recomputation. Gradients are equal either way.
     # Mamba-1 layers always keep theirs (README "Which model.mamba_recompute"; benchmarks/recompute.py).
     mamba_recompute: str = choice("full", "full", "off")
