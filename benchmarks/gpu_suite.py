@@ -65,8 +65,8 @@ def scan_impl_for(device: str) -> str:
 
 
 def dotlist(overrides: dict) -> list:
-    """``key=value`` overrides of a preset; a word is quoted, or YAML 1.1 would read ``off`` as false."""
-    return [f"{k}='{v}'" if isinstance(v, str) and v.isidentifier() else f"{k}={v}" for k, v in overrides.items()]
+    """``key=value`` overrides of a preset."""
+    return [f"{k}={v}" for k, v in overrides.items()]
 
 
 def build(name: str, device: str, smoke: bool, **overrides) -> MedSoraDiT:

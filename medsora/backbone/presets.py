@@ -6,12 +6,14 @@ composing a whole run (which would need data/vae settings too).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from medsora.backbone.model import MedSoraDiT
 from medsora.backbone.schema import ModelConfig
+from medsora.config.fields import yaml_word
 
 __all__ = ["PRESETS", "INTENDED_SIZE", "preset_config", "build_preset", "local_attention_keys"]
 
@@ -40,7 +42,11 @@ def preset_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; expected one of {PRESETS} (configs/model/<name>.yaml)")
     path = config_dir() / "model" / f"{name}.yaml"
-    return OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    for field in dataclasses.fields(ModelConfig):  # "mamba_recompute=off" means the word, as on the command line
+        if "choices" in field.metadata:
+            cfg[field.name] = yaml_word(cfg[field.name], field.metadata["choices"])
+    return cfg
 
 
 def build_preset(name: str, in_channels: int = 16, overrides: Sequence[str] = (), **kwargs) -> MedSoraDiT:

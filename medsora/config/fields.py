@@ -18,6 +18,18 @@ def choice(default: Any, *choices: Any) -> Any:
     return dataclasses.field(default=default, metadata={"choices": allowed})
 
 
+_YAML_BOOLS = {"False": "off", "True": "on"}
+
+
+def yaml_word(value: Any, choices: tuple) -> Any:
+    """``value`` of a choice field as the user meant it: YAML 1.1 reads a bare off/no (on/yes) as a boolean,
+    which a str field stores as 'False' ('True'); for a choice that offers 'off' ('on') that word was meant
+    (``vae.lpips=off``). Any other value is returned as it is."""
+    if isinstance(value, str) and value in _YAML_BOOLS and value not in choices and _YAML_BOOLS[value] in choices:
+        return _YAML_BOOLS[value]
+    return value
+
+
 def bounded(default: Any, lo: Any = None, hi: Any = None, *, also: tuple = ()) -> Any:
     """A numeric field whose value must lie in ``[lo, hi]`` (either end open when None) or be one of ``also``.
 

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from medsora.config.errors import ConfigError  # noqa: F401  (re-exported: medsora.config.ConfigError)
-from medsora.config.fields import field_problem
+from medsora.config.fields import field_problem, yaml_word
 from medsora.config.schema import GROUPS, RunConfig
 from medsora.config.search import (PATH_ENV, add_config_dir_argument, config_dir, find_config, list_configs,
                                    search_path, use_config_dirs)
@@ -153,9 +153,6 @@ def parse_cli(args: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
     return experiment, swaps, dotlist
 
 
-_YAML_BOOLS = {"False": "off", "True": "on"}
-
-
 def _source(origin: dict[str, str], key: str) -> str:
     """Where ``key`` (or the nearest section or list holding it) was set."""
     while key:
@@ -183,11 +180,9 @@ def _check_values(cfg: DictConfig, schema: type, prefix: str, origin: dict[str, 
         choices = field.metadata.get("choices")
         if choices is None:
             continue
-        if isinstance(value, str) and value in _YAML_BOOLS and value not in choices and _YAML_BOOLS[value] in choices:
-            # YAML 1.1 reads a bare off/no (on/yes) as a boolean, which a str field stores as 'False' ('True'):
-            # for a choice that offers 'off' ('on') that is what was meant (vae.lpips=off).
-            value = _YAML_BOOLS[value]
-            cfg[field.name] = value
+        word = yaml_word(value, choices)
+        if word is not value:
+            value = cfg[field.name] = word
         items = list(value) if OmegaConf.is_list(value) else [value]
         for item in items:
             if item not in choices:
