@@ -94,6 +94,38 @@ def test_causal_conv_matches_conv1d_with_gradients(length):
     assert torch.autograd.gradcheck(lambda *p: conv(p[0]), (x,))
 
 
+@pytest.mark.parametrize("shape, block", [((5, 23, 6), 2 * 23 * 6), ((2, 23, 6), 5 * 6), ((3, 2, 6), 6)])
+def test_causal_conv_blocks_change_no_output_or_input_gradient(monkeypatch, shape, block):
+    """The CPU conv walks cache-sized blocks (whole sequences, or stretches of one sequence with the k-1 steps
+    before each stretch read across the block edge): output and all gradients as with one block and as
+    F.conv1d's, fp64; an input of a narrower dtype than the weights keeps its dtype."""
+    import medsora.ssm.conv as conv_mod
+
+    torch.manual_seed(0)
+    b, length, c = shape
+    conv = CausalDepthwiseConv1d(c, 4).double()
+    x = torch.randn(b, c, length, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(b, c, length, dtype=torch.float64)
+    params = [x, conv.weight, conv.bias]
+    results = {}
+    for name, elems in (("one block", 1 << 30), ("blocks", block)):
+        monkeypatch.setattr(conv_mod, "_BLOCK_ELEMS", elems)
+        out = conv(x)
+        results[name] = (out, *torch.autograd.grad(out, params, g))
+    monkeypatch.setattr(conv_mod, "_BLOCK_ELEMS", block)
+    assert len(list(conv_mod._blocks(x.transpose(1, 2), conv.weight[:, 0]))) > 1
+    one, blocked = results["one block"], results["blocks"]
+    for a, r in zip(blocked, one):
+        torch.testing.assert_close(a, r)
+    ref = F.silu(F.conv1d(F.pad(x, (3, 0)), conv.weight, conv.bias, groups=c))
+    torch.testing.assert_close(blocked[0], ref)
+    for a, r in zip(blocked[1:], torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, r)
+    half = conv.float()(x.detach().to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), ref.float(), atol=0.02, rtol=0.02)
+
+
 def test_recomputation_gives_the_same_gradients(small_model, waker):
     torch.manual_seed(0)
     plain = waker(small_model(mlp_ratio=2.0, mamba_recompute="off"))
