@@ -30,9 +30,22 @@ class _CausalConvSiLU(torch.autograd.Function):
     """
 
     @staticmethod
+    def _pre(x, weight, bias):
+        """The whole pre-activation in plain ops (CUDA, ``torch.compile``)."""
+        k, l = weight.shape[1], x.shape[1]
+        pre = x * weight[:, k - 1]
+        if bias is not None:
+            pre = pre + bias
+        for s in range(1, min(k, l)):
+            pre[:, s:].addcmul_(x[:, :-s], weight[:, k - 1 - s])
+        return pre
+
+    @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight, bias)
-        acc = torch.result_type(x, weight)
+        if _one_block(x):
+            return F.silu(_CausalConvSiLU._pre(x, weight, bias)).to(x.dtype)
+        acc = torch.promote_types(x.dtype, weight.dtype)
         out = x.new_empty(x.shape)
         pre = out if acc == x.dtype else None
         taps = weight.t().contiguous()  # k×c: each tap's weights contiguous (a strided column broadcasts slowly)
@@ -47,8 +60,18 @@ class _CausalConvSiLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, bias = ctx.saved_tensors
-        k = weight.shape[1]
-        acc = torch.result_type(x, weight)
+        k, l = weight.shape[1], x.shape[1]
+        if _one_block(x):
+            dpre = torch.ops.aten.silu_backward(grad, _CausalConvSiLU._pre(x, weight, bias))  # one fused pass
+            dw = torch.zeros_like(weight)
+            dw[:, k - 1] = (dpre * x).sum((0, 1))
+            dx = dpre * weight[:, k - 1]
+            for s in range(1, min(k, l)):
+                dw[:, k - 1 - s] = (dpre[:, s:] * x[:, :-s]).sum((0, 1))
+                dx[:, :-s].addcmul_(dpre[:, s:], weight[:, k - 1 - s])
+            db = dpre.sum((0, 1)).to(bias.dtype) if bias is not None else None
+            return dx.to(x.dtype), dw, db
+        acc = torch.promote_types(x.dtype, weight.dtype)
         dx = torch.empty(x.shape, dtype=acc, device=x.device)
         dw = torch.zeros(weight.shape, dtype=acc, device=x.device)
         db = torch.zeros(weight.shape[0], dtype=acc, device=x.device) if bias is not None else None
@@ -78,14 +101,16 @@ class _CausalConvSiLU(torch.autograd.Function):
 _BLOCK_ELEMS = 1 << 19
 
 
+def _one_block(x: torch.Tensor) -> bool:
+    """Plain whole-tensor ops on CUDA and inside ``torch.compile``: cache blocking is for CPUs, and a compiled
+    graph should neither unroll a loop over the batch nor write through ``out=`` views."""
+    return x.is_cuda or torch.compiler.is_compiling()
+
+
 def _blocks(x: torch.Tensor, weight: torch.Tensor):
     """``(rows, t0, t1)``: blocks of whole sequences, or of stretches of one sequence when a sequence alone is
-    larger than ``_BLOCK_ELEMS``; one block on CUDA and inside ``torch.compile`` (cache blocking is for CPUs,
-    and a compiled graph should not unroll a loop over the batch)."""
+    larger than ``_BLOCK_ELEMS``."""
     b, l, c = x.shape
-    if x.is_cuda or torch.compiler.is_compiling():
-        yield slice(None), 0, l
-        return
     if l * c <= _BLOCK_ELEMS:
         rows = _BLOCK_ELEMS // max(1, l * c)
         for i in range(0, b, rows):

@@ -97,8 +97,8 @@ def test_causal_conv_matches_conv1d_with_gradients(length):
 @pytest.mark.parametrize("shape, block", [((5, 23, 6), 2 * 23 * 6), ((2, 23, 6), 5 * 6), ((3, 2, 6), 6)])
 def test_causal_conv_blocks_change_no_output_or_input_gradient(monkeypatch, shape, block):
     """The CPU conv walks cache-sized blocks (whole sequences, or stretches of one sequence with the k-1 steps
-    before each stretch read across the block edge): output and all gradients as with one block and as
-    F.conv1d's, fp64; an input of a narrower dtype than the weights keeps its dtype."""
+    before each stretch read across the block edge): output and all gradients as with one block, as the plain
+    whole-tensor ops of CUDA and torch.compile, and as F.conv1d's, fp64; an input of a narrower dtype than the weights keeps its dtype."""
     import medsora.ssm.conv as conv_mod
 
     torch.manual_seed(0)
@@ -108,15 +108,16 @@ def test_causal_conv_blocks_change_no_output_or_input_gradient(monkeypatch, shap
     g = torch.randn(b, c, length, dtype=torch.float64)
     params = [x, conv.weight, conv.bias]
     results = {}
-    for name, elems in (("one block", 1 << 30), ("blocks", block)):
+    for name, elems, plain in (("plain ops", block, True), ("one block", 1 << 30, False), ("blocks", block, False)):
         monkeypatch.setattr(conv_mod, "_BLOCK_ELEMS", elems)
+        monkeypatch.setattr(conv_mod, "_one_block", lambda t, plain=plain: plain)  # plain: the CUDA/compile path
         out = conv(x)
         results[name] = (out, *torch.autograd.grad(out, params, g))
-    monkeypatch.setattr(conv_mod, "_BLOCK_ELEMS", block)
     assert len(list(conv_mod._blocks(x.transpose(1, 2), conv.weight[:, 0]))) > 1
-    one, blocked = results["one block"], results["blocks"]
-    for a, r in zip(blocked, one):
-        torch.testing.assert_close(a, r)
+    blocked = results["blocks"]
+    for other in ("plain ops", "one block"):
+        for a, r in zip(blocked, results[other]):
+            torch.testing.assert_close(a, r)
     ref = F.silu(F.conv1d(F.pad(x, (3, 0)), conv.weight, conv.bias, groups=c))
     torch.testing.assert_close(blocked[0], ref)
     for a, r in zip(blocked[1:], torch.autograd.grad(ref, params, g)):
