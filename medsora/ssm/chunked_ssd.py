@@ -109,9 +109,10 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states
     elif short:
         y, final = ssd_short(xa, dt, dA, B.to(acc), C.to(acc), S0, return_final_states)
     else:
-        # Padded steps have dA = 0 (decay 1) and no input, so they leave the state unchanged.
-        xp, dtp, dAp = _pad_time(xa, pad).contiguous(), _pad_time(dt, pad).contiguous(), _pad_time(dA, pad).contiguous()
-        Bp, Cp = _pad_time(B.to(acc), pad).contiguous(), _pad_time(C.to(acc), pad).contiguous()
+        # Padded steps have dA = 0 (decay 1) and no input, so they leave the state unchanged. x, B and C may be
+        # strided views (slices of the conv output): the factored core reads them through views, no copies.
+        xp, dtp, dAp = _pad_time(xa, pad), _pad_time(dt, pad).contiguous(), _pad_time(dA, pad).contiguous()
+        Bp, Cp = _pad_time(B.to(acc), pad), _pad_time(C.to(acc), pad)
         S0 = (S0 if S0 is not None else xa.new_zeros(b, h, p, n)).contiguous()
         # The factored core's chunk length depends on the decay range, read on the host: the CPU only.
         q = _factored_chunk(dAp, Q)
@@ -119,7 +120,8 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states
             keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
             y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, keep)
         else:
-            y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp, Cp, S0, Q)
+            y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp.contiguous(),
+                                            Cp.contiguous(), S0, Q)
         y = y[:, :l]
     y = _finish(y, xa, x.dtype, D, z)
     if state_dtype is not None:
@@ -137,7 +139,8 @@ def _finish(y, xa, dtype, D, z):
     """Skip connection D·x, SiLU(z) gate, output dtype."""
     if D is not None:
         Dv = D.to(y.dtype)
-        y = y + xa * (Dv[:, None] if Dv.dim() == 1 else Dv)
+        # One pass; D as a full h×p tensor (broadcasting a trailing size-1 dim is several times slower).
+        y = torch.addcmul(y, xa, Dv[:, None].expand(xa.shape[-2:]) if Dv.dim() == 1 else Dv)
     if z is not None:
         y = y * F.silu(z.to(y.dtype))
     return y.to(dtype)

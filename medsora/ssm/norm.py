@@ -38,9 +38,12 @@ class _GatedRMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, z, weight, group_size, eps):
         acc = _acc(y)
-        h = (y.to(acc) * F.silu(z.to(acc))).unflatten(-1, (-1, group_size))
-        rstd = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-        out = (h * rstd).flatten(-2) * weight.to(acc)
+        if y.is_cuda or torch.compiler.is_compiling() or y.dim() < 2 or y.dtype != acc:
+            h = (y.to(acc) * F.silu(z.to(acc))).unflatten(-1, (-1, group_size))
+            rstd = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+            out = (h * rstd).flatten(-2) * weight.to(acc)
+        else:
+            out, rstd = _forward_blocks(y, z, weight.to(acc), group_size, eps)
         ctx.save_for_backward(y, z, weight, rstd)
         ctx.group_size = group_size
         return out.to(y.dtype)
@@ -60,6 +63,27 @@ class _GatedRMSNorm(torch.autograd.Function):
         dy = dh * s
         dz = torch.ops.aten.silu_backward(dh.mul_(yf), zf)  # (dh·y)·silu'(z), one fused pass
         return dy.to(y.dtype), dz.to(z.dtype), dweight.to(weight.dtype), None, None
+
+
+# Elements of one block of the CPU forward (1 MiB in fp32): its few passes then run on data in cache.
+_BLOCK_ELEMS = 1 << 18
+
+
+def _forward_blocks(y, z, weight, group_size, eps):
+    """The forward on the CPU (y in fp32 or fp64), in blocks of rows of about ``_BLOCK_ELEMS`` elements: the
+    same ops per element as the whole-tensor form, each block's passes in cache."""
+    d = y.shape[-1]
+    y2, z2 = y.reshape(-1, d), z.reshape(-1, d)  # views for the layers' inputs
+    out = torch.empty(y2.shape, dtype=y.dtype, device=y.device)
+    rstd = torch.empty(y2.shape[0], d // group_size, 1, dtype=y.dtype, device=y.device)
+    rows = max(1, _BLOCK_ELEMS // d)
+    for r0 in range(0, y2.shape[0], rows):
+        r1 = min(y2.shape[0], r0 + rows)
+        h = torch.mul(y2[r0:r1], F.silu(z2[r0:r1].to(y.dtype))).unflatten(-1, (-1, group_size))
+        torch.rsqrt(h.pow(2).mean(-1, keepdim=True).add_(eps), out=rstd[r0:r1])
+        torch.mul(h, rstd[r0:r1], out=out[r0:r1].unflatten(-1, (-1, group_size)))
+        out[r0:r1].mul_(weight)
+    return out.view(y.shape), rstd.view(*y.shape[:-1], d // group_size, 1)
 
 
 class RMSNormGated(nn.Module):
