@@ -66,7 +66,10 @@ class BidirectionalScan(nn.Module):
         out = self.forward_scan(seq)
         if not self.bidirectional:
             return out
-        back = self.backward_scan(seq.flip(1)).flip(1)
+        if isinstance(self.backward_scan, Mamba2Layer):  # flips after in_proj: one saved input for both scans
+            back = self.backward_scan(seq, reverse=True)
+        else:
+            back = self.backward_scan(seq.flip(1)).flip(1)
         return self.fusion(out, back)
 
 

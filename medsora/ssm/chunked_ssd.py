@@ -18,6 +18,10 @@ A sequence of at most
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -56,6 +60,34 @@ def use_batched_core(x: torch.Tensor) -> bool:
 
 
 FORCE_BATCHED = False
+
+# The output of an identical earlier call, set by :func:`given_output` (thread-local: autograd may run
+# backward, where recomputation happens, on another thread).
+_GIVEN = threading.local()
+_GIVEN.y = None
+
+
+@contextlib.contextmanager
+def given_output(y: Optional[torch.Tensor]):
+    """Within this block, :func:`ssd` calls whose CPU path is the factored core, with no padding, no ``z`` and
+    inputs in the accumulation dtype, take ``y`` (b×l×h×p, no autograd history) as their output and compute
+    only the chunk states their backward needs (:class:`~medsora.ssm.ssd_factored.SSDFactoredCore`'s
+    ``y_given``). For recomputation in backward of a scan whose output was kept; ``y`` must be exactly what
+    the same call returned before (any other call computes its output as usual)."""
+    prev, _GIVEN.y = getattr(_GIVEN, "y", None), y
+    try:
+        yield
+    finally:
+        _GIVEN.y = prev
+
+
+def keeps_output_for_recompute(x: torch.Tensor, l: int, chunk_size: int, seq_idx) -> bool:
+    """Whether :func:`ssd` (called with ``z=None``) on inputs like ``x`` of length ``l`` runs a core that can
+    recompute its chunk states from a kept output (:func:`given_output`): the CPU's chunked cores, no
+    padding, no packed sequences, fp32/fp64. The factored core is taken unless a chunk's decay range is too
+    wide (then the per-head core recomputes everything: correct, only slower)."""
+    return (seq_idx is None and not use_batched_core(x) and x.dtype in (torch.float32, torch.float64)
+            and l > min(int(chunk_size), SHORT_MAX_LEN) and l % int(chunk_size) == 0)
 
 
 def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states=None, seq_idx=None,
@@ -118,7 +150,14 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states
         q = _factored_chunk(dAp, Q)
         if q:
             keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
-            y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, keep)
+            # The skip D·x is added inside the core, per segment while x is in cache.
+            Dq = None if D is None else D.to(acc)[:, None].expand(h, p) if D.dim() == 1 else D.to(acc)
+            given = getattr(_GIVEN, "y", None)
+            if given is not None and not (pad == 0 and z is None and x.dtype == acc and given.shape == x.shape
+                                          and given.dtype == acc):
+                given = None
+            y, final = SSDFactoredCore.apply(xp, dtp, dAp, Bp, Cp, S0, q, Dq, given, keep)
+            D = None
         else:
             y, final = SSDPerHeadCore.apply((xp * dtp[..., None]).contiguous(), dAp, Bp.contiguous(),
                                             Cp.contiguous(), S0, Q)

@@ -6,11 +6,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from medsora.ssm.chunked_ssd import given_output, keeps_output_for_recompute
 from medsora.ssm.conv import CausalDepthwiseConv1d, next_conv_state
 from medsora.ssm.dispatch import check_scan_impl, get_scan, resolve_scan_impl
 from medsora.ssm.inference import layer_states
 from medsora.ssm.init import dt_bias_init
 from medsora.ssm.norm import RMSNormGated
+
+
+class _KeptOutput:
+    """The scan output of one checkpointed call, handed to its recomputation (the tensor itself is kept, and
+    counted, as the input of the checkpointed norm + out_proj)."""
+
+    y = None
 
 
 class Mamba2Layer(nn.Module):
@@ -92,12 +100,19 @@ class Mamba2Layer(nn.Module):
         return self.out_proj(y)
 
     # --------------------------------------------------------------------------------------- forward
-    def forward(self, u: torch.Tensor, seqlen=None, seq_idx=None, cu_seqlens=None, inference_params=None):
+    def forward(self, u: torch.Tensor, seqlen=None, seq_idx=None, cu_seqlens=None, inference_params=None, *,
+                reverse: bool = False):
         """u: B×L×d_model (or (B·L)×d_model with ``seqlen``) -> same shape.
 
         ``seq_idx`` (B×L) packs several sequences in a row (state and conv restart where it changes);
         ``inference_params`` (:class:`medsora.ssm.inference.InferenceParams`) carries conv and SSM states.
+        ``reverse`` (keyword, not in mamba_ssm) scans from the last step: ``layer(u.flip(1)).flip(1)``, with
+        the flip after in_proj (a per-token map), so the tensor in_proj keeps for backward is ``u`` itself,
+        shared with a forward scan over the same ``u`` (MedSora's bidirectional scans).
         """
+        if reverse and (seqlen is not None or seq_idx is not None or inference_params is not None):
+            raise ValueError("Mamba2Layer: reverse=True takes a plain B×L×d_model input (no seqlen, seq_idx or "
+                             "inference_params)")
         flat = seqlen is not None
         if flat:
             u = u.view(-1, seqlen, u.shape[-1])
@@ -113,21 +128,53 @@ class Mamba2Layer(nn.Module):
                 conv_state.zero_()
                 ssm_state.zero_()
         zxbcdt = self.in_proj(u)
+        if reverse:
+            zxbcdt = zxbcdt.flip(1)
         if conv_state is None and self.recompute and torch.is_grad_enabled():
             # Everything between the two projections recomputed in backward from the in_proj output, the
             # one layer-wide tensor kept (as mamba_ssm's fused path keeps zxbcdt): conv, SiLU, the scan's
             # inputs, chunk states and output, the skip, the gated norm and out_proj's input are not.
-            out = checkpoint(self._mixer, zxbcdt, seq_idx, use_reentrant=False)
+            # Where the scan's CPU core can (long sequences: the spatial scans), the scan's output is kept
+            # too (2 of about 16 layer-widths per token) so that its recomputation computes the chunk states
+            # only, about 40 % of the scan: two checkpointed parts, conv + scan and norm + out_proj.
+            if self.rmsnorm and resolve_scan_impl("ssd", self.scan_impl, zxbcdt.device) == "torch" and \
+                    keeps_output_for_recompute(zxbcdt, l, self.chunk_size, seq_idx):
+                z0, x0, z, _, _ = self._split(zxbcdt)
+                y = checkpoint(self._scan_keeping_output, zxbcdt, seq_idx, _KeptOutput(), use_reentrant=False)
+                out = checkpoint(self._out, y, z, z0, x0, use_reentrant=False)
+            else:
+                out = checkpoint(self._mixer, zxbcdt, seq_idx, use_reentrant=False)
         else:
             out = self._mixer(zxbcdt, seq_idx, conv_state, ssm_state, inference_params)
+        if reverse:
+            out = out.flip(1)
         return out.reshape(b * l, -1) if flat else out
 
     def _mixer(self, zxbcdt, seq_idx=None, conv_state=None, ssm_state=None, inference_params=None):
         """in_proj output B×L×(2·d_inner + 2·ngroups·d_state + heads) -> out_proj output B×L×d_model:
         conv + SiLU, SSD scan with skip D (and the silu(z) gate without ``rmsnorm``), gated norm, out_proj.
         Carries the conv and SSM states when given (recurrent inference)."""
+        z0, x0, z, _, _ = self._split(zxbcdt)
+        return self._out(self._scan(zxbcdt, seq_idx, conv_state, ssm_state, inference_params), z, z0, x0)
+
+    def _scan_keeping_output(self, zxbcdt, seq_idx, kept: "_KeptOutput"):
+        """:meth:`_scan` whose output the caller keeps (the input of the checkpointed norm + out_proj). Run
+        again in backward, the scan takes that output back (:func:`medsora.ssm.chunked_ssd.given_output`)
+        and computes only the chunk states; the values are those of the first run, so gradients are
+        bit-equal to the path that saves everything."""
         b, l = zxbcdt.shape[:2]
-        z0, x0, z, xbc, dt = self._split(zxbcdt)
+        given = None if kept.y is None else kept.y.detach().view(b, l, self.nheads, self.headdim)
+        with given_output(given):
+            y = self._scan(zxbcdt, seq_idx)
+        if kept.y is None:
+            kept.y = y
+        return y
+
+    def _scan(self, zxbcdt, seq_idx=None, conv_state=None, ssm_state=None, inference_params=None):
+        """in_proj output -> the scan's output B×L×d_ssm (conv + SiLU, SSD with skip D, and the silu(z) gate
+        without ``rmsnorm``), before the norm."""
+        b, l = zxbcdt.shape[:2]
+        _, _, z, xbc, dt = self._split(zxbcdt)
         path = resolve_scan_impl("ssd", self.scan_impl, zxbcdt.device)
         xbc_t = xbc.transpose(1, 2)
         conv_in = conv_state if (conv_state is not None and inference_params.seqlen_offset > 0) else None
@@ -147,7 +194,7 @@ class Mamba2Layer(nn.Module):
         if ssm_state is not None:
             y, last = y
             ssm_state.copy_(last)
-        return self._out(y.reshape(b, l, self.d_ssm), z, z0, x0)
+        return y.reshape(b, l, self.d_ssm)
 
     # ------------------------------------------------------------------------------------ recurrent
     def allocate_inference_cache(self, batch_size, max_seqlen=None, dtype=None, **kwargs):

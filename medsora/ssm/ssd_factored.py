@@ -114,19 +114,29 @@ class _Plan:
 
 
 class SSDFactoredCore(torch.autograd.Function):
-    """(x: b×l×h×p, dt: b×l×h, dA = dt·A: b×l×h, B/C: b×l×g×n, S0: b×h×p×n, Q) -> (y: b×l×h×p, S_l: b×h×p×n).
+    """(x: b×l×h×p, dt: b×l×h, dA = dt·A: b×l×h, B/C: b×l×g×n, S0: b×h×p×n, Q, D: h×p or None, y_given,
+    keep_states) -> (y: b×l×h×p, S_l: b×h×p×n), y including the skip D·x when D is given.
 
     ``l`` must be a multiple of Q (the caller pads) and every chunk's decay range at most
-    :func:`factor_range_limit`.
+    :func:`factor_range_limit`. The skip is added per segment while x is in cache, and the backward
+    takes the scan's own part as ``y - D·x`` (so only y is kept, whatever D).
+
+    ``y_given`` (y of an earlier identical call, without autograd history, or None): only the chunk
+    states are computed (about 40 % of the work: no ``C Ŝᵀ``, no ``C Bᵀ``, no output) and y_given is
+    returned as y. The Mamba-2 layers use it when they recompute the scan in backward while keeping its
+    output (:meth:`medsora.ssm.mamba2.Mamba2Layer._mixer`); the backward is the same either way.
     """
 
     @staticmethod
-    def forward(ctx, x, dt, dA, B, C, S0, Q, keep_states=True):
+    def forward(ctx, x, dt, dA, B, C, S0, Q, D=None, y_given=None, keep_states=True):
         pl = _Plan(x, dt, dA, B, Q)
         b, n, g, hg, p, hp, st = pl.b, pl.n, pl.g, pl.hg, pl.p, pl.hp, pl.st
-        Xp, Sh, P, Yh = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, hp, n), pl.buf(x, Q, hp)
-        CBm = pl.buf(x, Q, Q)
-        y = x.new_empty(x.shape)
+        states_only = y_given is not None
+        Xp, P = pl.buf(x, Q, hp), pl.buf(x, hp, n)
+        if not states_only:
+            Sh, Yh, CBm = pl.buf(x, hp, n), pl.buf(x, Q, hp), pl.buf(x, Q, Q)
+        y = y_given if states_only else x.new_empty(x.shape)
+        D6 = D.reshape(g, hg, p) if D is not None else None
         # For the backward, the state entering each chunk and, last, the final state, in one tensor so
         # segments share their boundary states. Without a backward (inference, ``keep_states=False``) one
         # segment's states are enough: memory stays O(segment) at any length.
@@ -135,8 +145,13 @@ class SSDFactoredCore(torch.autograd.Function):
         for c0, c1 in pl.segments():
             k = c1 - c0
             r = b * k * g
-            Bg, Cg = pl.group_bc(B, c0, c1), pl.group_bc(C, c0, c1)
-            Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
+            Bg = pl.group_bc(B, c0, c1)
+            if states_only:
+                torch.mul(pl.tok6(x, c0, c1), pl.per_tok(pl.w, c0, c1), out=pl.grp6(Xp, k))
+                Xk = Xp[:r]
+            else:
+                Cg = pl.group_bc(C, c0, c1)
+                Xk, CBk = pl.fill(Xp, CBm, x, Bg, Cg, c0, c1)
             torch.bmm(Xk.transpose(1, 2), Bg, out=P[:r])  # chunk states from zero, before the u_end factor
             seg_st = (b, k, *st[1:])
             states = states_all[:, c0:c1 + 1] if keep_states else states_all[:, :k + 1]
@@ -147,17 +162,21 @@ class SSDFactoredCore(torch.autograd.Function):
             for j in range(k):
                 torch.addcmul(Pu[:, j], states[:, j], pl.decay[:, c0 + j].expand(st), out=states[:, j + 1])
             S = states[:, k]
+            if states_only:
+                continue
             torch.mul(states[:, :k], pl.em[:, c0:c1].expand(seg_st), out=Sh[:r].view(seg_st))
             torch.bmm(Cg, Sh[:r].transpose(1, 2), out=Yh[:r]).baddbmm_(CBk, Xk)
-            torch.mul(pl.grp6(Yh, k), pl.per_tok(pl.u, c0, c1), out=pl.tok6(y, c0, c1))
+            y6 = torch.mul(pl.grp6(Yh, k), pl.per_tok(pl.u, c0, c1), out=pl.tok6(y, c0, c1))
+            if D6 is not None:
+                y6.addcmul_(pl.tok6(x, c0, c1), D6)
         if keep_states:
-            ctx.save_for_backward(x, dt, dA, B, C, y, states_all)
+            ctx.save_for_backward(x, dt, dA, B, C, y, states_all, D)
         ctx.Q = Q
         return y, S.reshape(b, pl.h, p, n).clone()  # not a view of a saved tensor
 
     @staticmethod
     def backward(ctx, dy, dS):
-        x, dt, dA, B, C, y, states_all = ctx.saved_tensors
+        x, dt, dA, B, C, y, states_all, D = ctx.saved_tensors
         Q = ctx.Q
         pl = _Plan(x, dt, dA, B, Q)
         b, l, h, p, g, n, hg, hp, st = pl.b, pl.l, pl.h, pl.p, pl.g, pl.n, pl.hg, pl.hp, pl.st
@@ -165,6 +184,8 @@ class SSDFactoredCore(torch.autograd.Function):
         dYh, dSh, dXp, dP = pl.buf(x, Q, hp), pl.buf(x, hp, n), pl.buf(x, Q, hp), pl.buf(x, hp, n)
         dCB, dCk, dBk = pl.buf(x, Q, Q), pl.buf(x, Q, n), pl.buf(x, Q, n)
         dx, dB, dC = torch.empty_like(x), torch.empty_like(B), torch.empty_like(C)
+        D6 = D.reshape(g, hg, p) if D is not None else None
+        dD = torch.zeros(g, hg, p, dtype=x.dtype, device=x.device) if D is not None else None
         dcs = torch.empty_like(pl.cs)  # b c Q h
         dw = torch.empty_like(pl.cs)  # gradient w.r.t. w = dt·v
         G = dS.reshape(st)  # dL/d(state after the chunk)
@@ -178,10 +199,15 @@ class SSDFactoredCore(torch.autograd.Function):
             seg_st = (b, k, *st[1:])
             torch.mul(states[:, :k], pl.em[:, c0:c1].expand(seg_st), out=Shk.view(seg_st))
             # y = u ∘ Ŷ: through u (m is a constant), d/dcs_q = Σ_p dy ∘ y.
-            dy6 = pl.tok6(dy, c0, c1)
+            dy6, x6 = pl.tok6(dy, c0, c1), pl.tok6(x, c0, c1)
             # Products for the reductions go through a work buffer free at that point (dYh here, dSh and
             # Xp below): a fresh multi-MiB temporary per segment costs more in page faults than the product.
-            dYk6 = torch.mul(dy6, pl.tok6(y, c0, c1), out=pl.grp6(dYh, k))
+            if D6 is None:
+                dYk6 = torch.mul(dy6, pl.tok6(y, c0, c1), out=pl.grp6(dYh, k))
+            else:  # the scan's own output y - D·x; D's gradient Σ dy·x (dXp is free until its bmm below)
+                dD += torch.mul(dy6, x6, out=pl.grp6(dXp, k)).sum((0, 1, 2))
+                dYk6 = torch.mul(x6, D6, out=pl.grp6(dYh, k))
+                torch.sub(pl.tok6(y, c0, c1), dYk6, out=dYk6).mul_(dy6)
             dcs[:, c0:c1] = dYk6.sum(-1).reshape(b, k, Q, h)
             torch.mul(dy6, pl.per_tok(pl.u, c0, c1), out=dYk6)
             dYk = dYh[:r]
@@ -208,7 +234,9 @@ class SSDFactoredCore(torch.autograd.Function):
             # X' = w ∘ x
             dX6 = pl.grp6(dXp, k)
             dw[:, c0:c1] = torch.mul(dX6, pl.tok6(x, c0, c1), out=pl.grp6(Xp, k)).sum(-1).reshape(b, k, Q, h)
-            torch.mul(dX6, pl.per_tok(pl.w, c0, c1), out=pl.tok6(dx, c0, c1))
+            dx6 = torch.mul(dX6, pl.per_tok(pl.w, c0, c1), out=pl.tok6(dx, c0, c1))
+            if D6 is not None:
+                dx6.addcmul_(dy6, D6)
             # CBm = (C Bᵀ) ∘ causal
             dCBk = dCB[:r].masked_fill_(~pl.causal, 0.0)
             dBk[:r].baddbmm_(dCBk.transpose(1, 2), Cg)
@@ -221,4 +249,4 @@ class SSDFactoredCore(torch.autograd.Function):
         dcs -= dw * pl.w
         ddt = (dw * pl.v).view(b, l, h)
         ddA = dcs.flip(2).cumsum(2).flip(2).reshape(b, l, h)  # cs = cumsum(dA) inside the chunk
-        return dx, ddt, ddA, dB, dC, dS0, None, None
+        return dx, ddt, ddA, dB, dC, dS0, None, dD.view(D.shape) if D is not None else None, None, None

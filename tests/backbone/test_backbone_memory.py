@@ -42,33 +42,52 @@ def test_recomputation_keeps_a_fraction_of_what_the_plain_layers_save():
     plain = saved_bytes(build("medsora", mamba_recompute="off"), x, t)
     default = saved_bytes(build("medsora"), x, t)
     spatial = saved_bytes(build("medsora", checkpoint_blocks=["spatial_mamba"]), x, t)
-    # Each Mamba layer keeps its in_proj output instead of its conv, scan and norm tensors ...
-    assert default < 0.5 * plain, default / plain
+    # Each Mamba layer keeps its in_proj output (and a spatial layer its scan output) instead of its conv, scan
+    # and norm tensors ...
+    assert default < 0.6 * plain, default / plain
     # ... and recomputing whole spatial sub-blocks (model.checkpoint_blocks=[spatial_mamba]) keeps less again.
     assert spatial < 0.75 * default, spatial / default
 
 
-def test_a_recomputing_mamba2_layer_keeps_only_its_input_and_in_proj_output():
+@pytest.mark.parametrize("length, keeps_scan_output", [(40, True), (5, False), (44, False)])
+def test_a_recomputing_mamba2_layer_keeps_only_its_input_and_in_proj_output(length, keeps_scan_output):
+    """Input and in_proj output; plus the scan's output (B×L×d_ssm) where the CPU scan recomputes only its chunk
+    states from it: a sequence longer than a chunk and a whole number of chunks (40 = 5 chunks of 8), not a
+    one-chunk sequence (5) nor a padded one (44)."""
     torch.manual_seed(0)
     layer = Mamba2Layer(32, 16, 4, expand=2, headdim=8, chunk_size=8)
-    u = torch.randn(2, 40, 32, requires_grad=True)
+    u = torch.randn(2, length, 32, requires_grad=True)
     rows = saved_activation_breakdown(layer, u)
     width = layer.in_proj.out_features
-    assert sorted(r["shape"] for r in rows) == sorted([(80, 32), (2, 40, width)]), rows
+    expected = [(2 * length, 32), (2, length, width)] + ([(2, length, layer.d_ssm)] if keeps_scan_output else [])
+    assert sorted(r["shape"] for r in rows) == sorted(expected), rows
     layer.recompute = False
-    assert sum(r["bytes"] for r in saved_activation_breakdown(layer, u)) > 3 * sum(r["bytes"] for r in rows)
+    assert sum(r["bytes"] for r in saved_activation_breakdown(layer, u)) > 2 * sum(r["bytes"] for r in rows)
 
 
+@pytest.mark.parametrize("length, reverse", [(37, False), (40, False), (40, True)], ids=["padded", "kept", "reverse"])
 @pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("opts", [dict(), dict(ngroups=2, D_has_hdim=True, dt_limit=(0.01, 0.5)),
                                   dict(rmsnorm=False, d_ssm=32)], ids=["default", "groups-hdimD-limit", "gate-mlp"])
-def test_recomputed_mamba2_layer_gives_bit_equal_outputs_and_gradients(opts, packed):
+def test_recomputed_mamba2_layer_gives_bit_equal_outputs_and_gradients(opts, packed, length, reverse, monkeypatch):
     """Recomputation in backward replays the very ops of the plain path: outputs and every gradient are equal,
-    not merely close (packed sequences, groups, per-channel D, dt limits, the silu gate and MLP channels)."""
+    not merely close (packed sequences, groups, per-channel D, dt limits, the silu gate and MLP channels), also
+    where the scan's output is kept and its recomputation computes only the chunk states (40 = 5 chunks of 8,
+    rmsnorm, not packed), forwards and reversed."""
+    import medsora.ssm.chunked_ssd as ssd_module
+
+    given = []
+    real_apply = ssd_module.SSDFactoredCore.apply
+    monkeypatch.setattr(ssd_module.SSDFactoredCore, "apply",
+                        lambda *args: given.append(args[8] is not None) or real_apply(*args))
     torch.manual_seed(0)
     layer = Mamba2Layer(32, 16, 4, expand=2, headdim=8, chunk_size=8, **opts)
-    x = torch.randn(2, 37, 32, requires_grad=True)
-    kw = {"seq_idx": (torch.arange(37) >= 20).int()[None].expand(2, 37)} if packed else {}
+    x = torch.randn(2, length, 32, requires_grad=True)
+    if packed and reverse:
+        pytest.skip("reverse=True takes no seq_idx (refused, see the test below)")
+    kw = {"seq_idx": (torch.arange(length) >= 20).int()[None].expand(2, length)} if packed else {}
+    if reverse:
+        kw["reverse"] = True
     results = []
     for recompute in (False, True):
         layer.recompute = recompute
@@ -76,6 +95,23 @@ def test_recomputed_mamba2_layer_gives_bit_equal_outputs_and_gradients(opts, pac
         results.append([y, *torch.autograd.grad(y.square().sum(), [x, *layer.parameters()])])
     for plain, recomputed in zip(*results):
         assert torch.equal(plain, recomputed)
+    states_only = length == 40 and not packed and opts.get("rmsnorm", True)
+    assert any(given) == states_only, given  # the recomputation took the kept output back
+
+
+def test_reverse_scan_is_the_scan_of_the_flipped_sequence():
+    """``layer(u, reverse=True)`` (flip after in_proj, as the bidirectional scans call it) against
+    ``layer(u.flip(1)).flip(1)``, outputs and gradients; bad combinations named."""
+    torch.manual_seed(0)
+    layer = Mamba2Layer(32, 16, 4, expand=2, headdim=8, chunk_size=8).double()
+    u = torch.randn(2, 40, 32, dtype=torch.float64, requires_grad=True)
+    a, b = layer(u, reverse=True), layer(u.flip(1)).flip(1)
+    torch.testing.assert_close(a, b)
+    for ga, gb in zip(torch.autograd.grad(a.square().sum(), [u, *layer.parameters()]),
+                      torch.autograd.grad(b.square().sum(), [u, *layer.parameters()])):
+        torch.testing.assert_close(ga, gb)
+    with pytest.raises(ValueError, match="reverse=True takes a plain"):
+        layer(u, seq_idx=torch.zeros(2, 40, dtype=torch.int32), reverse=True)
 
 
 @pytest.mark.parametrize("length", [1, 3, 23])

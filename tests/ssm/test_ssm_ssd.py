@@ -110,7 +110,7 @@ def test_wide_decay_range_halves_the_chunk_then_falls_back(monkeypatch):
     wide_at_64 = factored.chunk_decay_range(dA.detach(), 64)
     monkeypatch.setattr(ssd_module, "factor_range_limit", lambda dA: wide_at_64 - 1e-3)
     assert_close(run(ssd, inp, 64), reference(256, True), rtol=1e-4, atol=1e-4)
-    assert calls and calls[0][6] < 64  # ran with a smaller chunk (args: x, dt, dA, B, C, S0, Q, keep_states)
+    assert calls and calls[0][6] < 64  # ran with a smaller chunk (args: x, dt, dA, B, C, S0, Q, D, y_given, keep)
 
 
 @pytest.mark.parametrize("monotone", [True, False])
@@ -254,7 +254,7 @@ def test_inference_keeps_one_segment_of_states(monkeypatch):
     x.requires_grad_(True)
     y1, s1 = ssd(x, dt, A, B, C, 16, initial_states=S0, return_final_states=True)
     training_states = [s for s in allocated if len(s) == 6 and s[-2:] == (p, n)]
-    assert [c[7] for c in calls] == [False, True]
+    assert [c[-1] for c in calls] == [False, True]  # keep_states
     assert inference_states[0][1] < l // 16 + 1 == training_states[0][1]
     torch.testing.assert_close(y0, y1.detach(), rtol=0, atol=0)
     torch.testing.assert_close(s0, s1.detach(), rtol=0, atol=0)
