@@ -11,14 +11,19 @@ by round so that all of them see the same machine load:
   reference for time;
 * ``medsora_ckpt``: the default plus ``model.checkpoint_blocks=[spatial_mamba]``;
 * ``baseline`` (with ``--baseline DIR``): the MedSora pattern's default in another checkout of
-  this repository (e.g. ``git worktree add /tmp/base COMMIT``), for before/after timings.
+  this repository (e.g. ``git worktree add /tmp/base COMMIT``), for before/after timings;
+  ``baseline_off`` (``--baseline-variants baseline,baseline_off``): the same checkout with
+  ``model.mamba_recompute=off``, to compare this checkout's default with an older ``off``.
 
 Saved bytes are counted with ``saved_tensors_hooks`` (:func:`medsora.backbone.cost.saved_activation_bytes`):
 exact and independent of load. Times are wall-clock fwd+bwd passes and process CPU time beside them
 (workers run with ``OMP_NUM_THREADS`` = ``--threads``, default 1); the table shows medians over all
-timed passes of all rounds, and both as ratios to ``medsora_off`` (or to ``baseline`` when given).
+timed passes of all rounds, and CPU time as ratios to each reference present (``medsora_off``,
+``baseline_off``, ``baseline``; wall time to the first).
 
     python benchmarks/recompute.py --baseline /tmp/base          # appends to benchmarks/RESULTS.md
+    python benchmarks/recompute.py --variants medsora,medsora_off --baseline /tmp/base \
+        --baseline-variants baseline_off                         # this default against an older off
     python benchmarks/recompute.py --quick                       # smoke run, nothing written
 """
 from __future__ import annotations
@@ -42,7 +47,9 @@ VARIANTS = {
     "medsora_off": dict(MEDSORA, mamba_recompute="off"),
     "medsora_ckpt": dict(MEDSORA, checkpoint_blocks=["spatial_mamba"]),
     "baseline": MEDSORA,
+    "baseline_off": dict(MEDSORA, mamba_recompute="off"),
 }
+BASELINES = ("baseline", "baseline_off")
 
 
 def worker(args) -> dict:
@@ -73,7 +80,7 @@ def worker(args) -> dict:
 
 
 def run_worker(args, variant: str) -> dict:
-    tree = Path(args.baseline).resolve() if variant == "baseline" else HERE
+    tree = Path(args.baseline).resolve() if variant in BASELINES else HERE
     cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--grid", args.grid, "--depth", str(args.depth),
            "--hidden", str(args.hidden), "--steps", str(args.steps), "--threads", str(args.threads)]
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(args.threads))
@@ -94,6 +101,8 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", default="full_attn,medsora,medsora_off,medsora_ckpt",
                         help=f"comma separated, from {list(VARIANTS)} (baseline is added by --baseline)")
     parser.add_argument("--baseline", default=None, help="another checkout of this repository: its default MedSora")
+    parser.add_argument("--baseline-variants", default="baseline",
+                        help=f"comma separated, from {list(BASELINES)}: what runs from --baseline's checkout")
     parser.add_argument("--quick", action="store_true", help="tiny grid, depth 1, one round, nothing written")
     parser.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     parser.add_argument("--no-write", action="store_true")
@@ -105,10 +114,16 @@ def main(argv=None) -> None:
         return
     if args.quick:
         args.grid, args.depth, args.rounds, args.steps, args.no_write = "3x8x8", 1, 1, 1, True
-    variants = args.variants.split(",") + (["baseline"] if args.baseline else [])
-    unknown = sorted(set(variants) - set(VARIANTS))
+    baselines = args.baseline_variants.split(",") if args.baseline else []
+    unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+        parser.error(f"--baseline-variants: unknown {unknown}; choose from {list(BASELINES)}")
+    variants = args.variants.split(",") + baselines
+    asked = set(args.variants.split(","))
+    unknown = sorted((asked - set(VARIANTS)) | (asked & set(BASELINES)))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {[v for v in VARIANTS if v not in BASELINES]} "
+                     f"(the baselines come with --baseline)")
     loads = [os.getloadavg()[0]]
     runs = {v: [] for v in variants}
     for r in range(args.rounds):
@@ -120,15 +135,18 @@ def main(argv=None) -> None:
         loads.append(os.getloadavg()[0])
 
     full = runs["full_attn"][0]["saved_mib"] if "full_attn" in runs else None
-    ref = "baseline" if "baseline" in runs else "medsora_off" if "medsora_off" in runs else None
+    refs = [r for r in ("medsora_off", "baseline_off", "baseline") if r in runs]
     med = {v: statistics.median(w for run in runs[v] for w in run["wall"]) for v in variants}
     cpu = {v: statistics.median(c for run in runs[v] for c in run["cpu"]) for v in variants}
-    lines = [f"| variant | saved MiB | ÷ full_attn | fwd+bwd s (median) | CPU s (median) | time ÷ {ref or '—'} "
-             f"| CPU ÷ {ref or '—'} |", "|---|---:|---:|---:|---:|---:|---:|"]
+    first = refs[0] if refs else "—"
+    lines = [f"| variant | saved MiB | ÷ full_attn | fwd+bwd s (median) | CPU s (median) | time ÷ {first} | "
+             + " | ".join(f"CPU ÷ {r}" for r in refs or ["—"]) + " |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * max(1, len(refs))]
     for v in variants:
         saved = runs[v][0]["saved_mib"]
         ratio = f"{saved / full:.2f}" if full else "—"
-        times = f"{med[v] / med[ref]:.3f} | {cpu[v] / cpu[ref]:.3f}" if ref else "— | —"
+        times = (f"{med[v] / med[first]:.3f} | " + " | ".join(f"{cpu[v] / cpu[r]:.3f}" for r in refs)) if refs \
+            else "— | —"
         lines.append(f"| {v} | {saved:.0f} | {ratio} | {med[v]:.2f} | {cpu[v]:.2f} | {times} |")
     command = "python benchmarks/recompute.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = "\n".join([

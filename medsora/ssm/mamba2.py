@@ -37,7 +37,10 @@ class Mamba2Layer(nn.Module):
     in training everything between in_proj and out_proj is recomputed in backward from the in_proj
     output (conv, scan, norm: about a fifth of the layer's forward work), so a layer keeps about 6
     layer-widths (d_model) of activations per token instead of about 16 (benchmarks/RESULTS.md).
-    The backbone sets it from ``model.mamba_recompute`` (``full`` = on, ``off``).
+    Where the CPU's chunked scan runs (sequences of whole chunks, longer than one; not packed) the scan's
+    output is kept too (2 more widths) and the recomputed scan computes only its chunk states (about
+    40 % of it): MedSora's spatial scans. The backbone sets it from ``model.mamba_recompute`` (``full`` =
+    on, ``off``).
     """
 
     def __init__(self, d_model, d_state=128, d_conv=4, conv_init=None, expand=2, headdim=64, d_ssm=None, ngroups=1,
