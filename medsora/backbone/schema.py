@@ -55,12 +55,14 @@ class ModelConfig:
     learn_sigma: bool = False  # output 2C channels: the noise and the interpolation of the variance
     grad_checkpointing: bool = False
     # Sub-block kinds recomputed in backward instead of keeping their activations (each keeps only its
-    # input): [spatial_mamba] halves MedSora's activation memory for ~24 % more CPU time per step.
+    # input): [spatial_mamba] halves MedSora's activation memory for ~31 % more CPU time per step.
     checkpoint_blocks: List[str] = choice([], *BLOCK_TYPES, "mlp")
-    # What each Mamba-2 layer keeps for backward in training. "full": only its input and in_proj output;
-    # conv, scan and gated norm are recomputed in backward: 1.82x full attention's activations at 9x24x24,
-    # depth 4, for 1.09-1.17x off's CPU time per step (9-38 % step time on an H200 without the
-    # mamba_ssm kernels). "off": every intermediate kept: 3.97x, no recomputation. Gradients are equal either way.
+    # What each Mamba-2 layer keeps for backward in training. "full": only its input and in_proj output (and,
+    # for the spatial scans on the CPU, the scan's output: its recomputation then computes only the chunk
+    # states); conv, scan and gated norm are recomputed in backward: 1.96x full attention's activations at
+    # 9x24x24, depth 4, for 1.01-1.10x off's CPU time per step (9-38 % step time on an H200 without the
+    # mamba_ssm kernels, measured before the kept scan output). "off": every intermediate kept: 3.44x, no
+    # recomputation. Gradients are equal either way.
     # Mamba-1 layers always keep theirs (README "Which model.mamba_recompute"; benchmarks/recompute.py).
     mamba_recompute: str = choice("full", "full", "off")
     scan_impl: str = choice("auto", "auto", "torch", "cuda", "ref")
