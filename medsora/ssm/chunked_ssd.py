@@ -151,7 +151,7 @@ def ssd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states
         if q:
             keep = torch.is_grad_enabled() and any(t.requires_grad for t in (xp, dtp, dAp, Bp, Cp, S0))
             # The skip D·x is added inside the core, per segment while x is in cache.
-            Dq = None if D is None else D.to(acc)[:, None].expand(h, p) if D.dim() == 1 else D.to(acc)
+            Dq = None if D is None else (D.to(acc)[:, None].expand(h, p) if D.dim() == 1 else D.to(acc)).contiguous()
             given = getattr(_GIVEN, "y", None)
             if given is not None and not (pad == 0 and z is None and x.dtype == acc and given.shape == x.shape
                                           and given.dtype == acc):
@@ -178,8 +178,8 @@ def _finish(y, xa, dtype, D, z):
     """Skip connection D·x, SiLU(z) gate, output dtype."""
     if D is not None:
         Dv = D.to(y.dtype)
-        # One pass; D as a full h×p tensor (broadcasting a trailing size-1 dim is several times slower).
-        y = torch.addcmul(y, xa, Dv[:, None].expand(xa.shape[-2:]) if Dv.dim() == 1 else Dv)
+        # One pass; D as a contiguous h×p tensor (a broadcast trailing dim, or a zero stride, is slower).
+        y = torch.addcmul(y, xa, (Dv[:, None].expand(xa.shape[-2:]) if Dv.dim() == 1 else Dv).contiguous())
     if z is not None:
         y = y * F.silu(z.to(y.dtype))
     return y.to(dtype)
