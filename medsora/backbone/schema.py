@@ -60,7 +60,7 @@ class ModelConfig:
     # What each Mamba-2 layer keeps for backward in training. "full": only its input and in_proj output (and,
     # for the spatial scans on the CPU, the scan's output: its recomputation then computes only the chunk
     # states); conv, scan and gated norm are recomputed in backward: 1.96x full attention's activations at
-    # 9x24x24, depth 4, for 1.01-1.10x off's CPU time per step (9-38 % step time on an H200 without the
+    # 9x24x24, depth 4, for 1.01-1.11x off's CPU time per step (9-38 % step time on an H200 without the
     # mamba_ssm kernels, measured before the kept scan output). "off": every intermediate kept: 3.44x, no
     # recomputation. Gradients are equal either way.
     # Mamba-1 layers always keep theirs (README "Which model.mamba_recompute"; benchmarks/recompute.py).
