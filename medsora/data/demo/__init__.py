@@ -37,8 +37,9 @@ from medsora.data.demo.writer import write_mp4
 
 __all__ = ["MODALITIES", "DEMO_VERSION", "ATTRIBUTES", "ClipPlan", "cache_root", "demo_folder", "plan_clips", "generate_demo", "ensure_demo"]
 
-DEMO_VERSION = 2
-"""Bumped whenever the files or the manifest change (2: attribute columns); part of the folder name
+DEMO_VERSION = 3
+"""Bumped whenever the files or the manifest change (2: attribute columns; 3: a strong ultrasound heartbeat,
+systolic swelling and brightening); part of the folder name
 and of an encode cache's fingerprint, so caches of another version are refused."""
 ATTRIBUTES = {
     "ultrasound": {"heart_rate": "beats per minute (50, 65, 80, 100, 120)", "gain": "display gain (0.8, 1.1, 1.4)",
@@ -80,7 +81,7 @@ def cache_root() -> Path:
 
 
 def demo_folder(root: Optional[os.PathLike] = None, seed: int = 0, num_clips: int = 100) -> Path:
-    """Where the demo set of this seed and size lives: ``<root>/demo-v2-seed{seed}`` (``-n{num_clips}`` when not 100)."""
+    """Where the demo set of this seed and size lives: ``<root>/demo-v3-seed{seed}`` (``-n{num_clips}`` when not 100)."""
     name = f"demo-v{DEMO_VERSION}-seed{seed}" + ("" if num_clips == 100 else f"-n{num_clips}")
     return (Path(root).expanduser() if root is not None else cache_root()) / name
 
