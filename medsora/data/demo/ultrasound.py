@@ -50,8 +50,10 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     bright = float(rng.uniform(0.25, 0.35))
     t = torch.arange(frames, dtype=torch.float32)
     beats = bpm / 60.0 / _FPS  # heart cycles per output frame
+    # ECG-triggered acquisition (demo v3): every clip starts at end-diastole, as prospectively gated cine
+    # does, so the beat's phase at frame 0 is fixed and its timing follows from the heart rate alone.
     # The source loop holds one cycle in its 30 frames; forward+backward playback spans two loops per cycle.
-    position = float(rng.uniform(0, 58)) + t * beats * 2 * (echo.shape[0] - 1)
+    position = t * beats * 2 * (echo.shape[0] - 1)
 
     # Output sector: apex at the top centre.
     half = min(math.radians(float(rng.uniform(32, 42))), math.asin(min(0.98, 0.5 * width / (0.92 * height))))
@@ -63,7 +65,7 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     angle = torch.atan2(px, py) / half  # -1..1 across the sector
     inside = ((1 - radius) / 0.01).clamp(0, 1) * ((1 - angle.abs()) / 0.02).clamp(0, 1) * (py > 0)
 
-    phase = 2 * math.pi * beats * t + float(rng.uniform(0, 2 * math.pi))
+    phase = 2 * math.pi * beats * t - math.pi / 2  # end-diastole (thinnest, darkest walls) at frame 0
     swell = 1 + pulse * torch.sin(phase)[:, None, None] * torch.exp(-(((radius - 0.55) / 0.25) ** 2))
     sweep = tilt * torch.sin(2 * math.pi * t / max(frames - 1, 1))[:, None, None]
     src_angle = angle * _HALF_ANGLE + sweep
