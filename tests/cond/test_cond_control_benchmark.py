@@ -81,3 +81,28 @@ def test_each_vae_gets_its_own_encode_cache(control, tmp_path):
     cache_b = control.compose_run(_args(control, tmp_path, "vae", str(b)))[0].data.cache
     assert cache_a != cache_b and Path(cache_a).parent == Path(cache_b).parent == tmp_path / "cache"
     assert control.compose_run(_args(control, tmp_path, "vae", str(a)))[0].data.cache == cache_a
+
+
+def test_heart_rate_stage_two_trains_the_stage_one_weights_on_the_ultrasound_rows(control, tmp_path):
+    import json
+
+    from medsora.data.demo import MODALITIES
+
+    root = tmp_path / "data"
+    root.mkdir()
+    rows = [{"path": f"{m}/{m}_000.mp4", "caption": m, "modality": m, "split": "train"} for m in MODALITIES]
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    vae, stage1 = tmp_path / "vae.ckpt", tmp_path / "stage1.ckpt"
+    vae.write_bytes(b"vae")
+    stage1.write_bytes(b"weights")
+    args = _args(control, tmp_path, "vae", str(vae), "hr_batch", 12, "hr_steps", 400, "overrides", [f"data.root={root}"])
+    base = control.compose_run(args)[0]
+    cfg, overrides = control.compose_hr_run(args, base, stage1)
+    manifest = Path(cfg.data.manifest)
+    assert [json.loads(line)["modality"] for line in manifest.read_text().splitlines()] == ["ultrasound"]
+    assert json.loads(manifest.read_text())["path"] == "ultrasound/ultrasound_000.mp4"  # still relative to the root
+    assert cfg.train.init_from == str(stage1) and cfg.name == "attr_demo_hr"
+    assert cfg.data.batch_size == 12 and cfg.trainer.max_steps == 400
+    assert list(cfg.cond.modalities) == sorted(MODALITIES)  # the stage-1 modality table, not just ultrasound
+    assert cfg.data.cache != base.data.cache and Path(cfg.data.cache).parent == Path(base.data.cache).parent
+    assert cfg.data.root == str(root)  # the clips themselves stay where the data set is

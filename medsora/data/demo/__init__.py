@@ -37,8 +37,9 @@ from medsora.data.demo.writer import write_mp4
 
 __all__ = ["MODALITIES", "DEMO_VERSION", "ATTRIBUTES", "ClipPlan", "cache_root", "demo_folder", "plan_clips", "generate_demo", "ensure_demo"]
 
-DEMO_VERSION = 2
-"""Bumped whenever the files or the manifest change (2: attribute columns); part of the folder name
+DEMO_VERSION = 3
+"""Bumped whenever the files or the manifest change (2: attribute columns; 3: a strong ultrasound heartbeat,
+systolic swelling and brightening, in 17-frame ECG-triggered clips); part of the folder name
 and of an encode cache's fingerprint, so caches of another version are refused."""
 ATTRIBUTES = {
     "ultrasound": {"heart_rate": "beats per minute (50, 65, 80, 100, 120)", "gain": "display gain (0.8, 1.1, 1.4)",
@@ -57,6 +58,9 @@ _MAKERS: dict[str, tuple[Callable, int]] = {  # generator, frames per second
     "mri": (make_mri, 6),
     "microscopy": (make_microscopy, 4),
 }
+_TRIGGERED = {"ultrasound": 17}
+"""Modalities recorded as ECG-triggered acquisitions of a fixed length (v3): every clip starts at end-diastole,
+so a 17-frame training clip holds the beat at a known phase (RESULTS.md, "Clinical control, fifth run")."""
 _SIZES = ((64, 64), (96, 96), (128, 128), (96, 128), (128, 96), (80, 112))  # (height, width), even for H.264
 
 
@@ -80,7 +84,7 @@ def cache_root() -> Path:
 
 
 def demo_folder(root: Optional[os.PathLike] = None, seed: int = 0, num_clips: int = 100) -> Path:
-    """Where the demo set of this seed and size lives: ``<root>/demo-v2-seed{seed}`` (``-n{num_clips}`` when not 100)."""
+    """Where the demo set of this seed and size lives: ``<root>/demo-v3-seed{seed}`` (``-n{num_clips}`` when not 100)."""
     name = f"demo-v{DEMO_VERSION}-seed{seed}" + ("" if num_clips == 100 else f"-n{num_clips}")
     return (Path(root).expanduser() if root is not None else cache_root()) / name
 
@@ -91,13 +95,13 @@ def _rng(seed: int, index: int, stream: str) -> np.random.Generator:
 
 
 def plan_clips(seed: int = 0, num_clips: int = 100) -> list[ClipPlan]:
-    """The clips of a demo set: modalities in turn, 17–33 frames, 64–128 px, every 10th clip of a modality in val."""
+    """The clips of a demo set: modalities in turn, 17–33 frames (ultrasound 17), 64–128 px, every 10th clip of a modality in val."""
     plans = []
     for index in range(num_clips):
         modality = MODALITIES[index % len(MODALITIES)]
         number = index // len(MODALITIES)
         rng = _rng(seed, index, "plan")
-        frames = int(rng.integers(17, 34))
+        frames = _TRIGGERED.get(modality, int(rng.integers(17, 34)))
         height, width = _SIZES[int(rng.integers(len(_SIZES)))]
         plans.append(ClipPlan(index, modality, f"{modality}/{modality}_{number:03d}.mp4",
                               "val" if number % 10 == 9 else "train", frames, height, width, _MAKERS[modality][1]))

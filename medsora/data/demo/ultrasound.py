@@ -42,11 +42,18 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     depth = float(rng.uniform(150, 200))  # source pixels shown: deeper = more of the heart, smaller
     gain = float(rng.choice([0.8, 1.1, 1.4]))
     tilt = float(rng.choice([0.0, 0.0, math.radians(4), math.radians(8)]))
-    pulse = float(rng.uniform(0.03, 0.08))
+    # Systole (demo v3): the walls thicken and brighten, so the sector swells by ``pulse`` around mid-depth
+    # and brightens by ``bright`` with the beat. In v2 (pulse 3-8 %, no brightening) the beat was a ~1 %
+    # frame-mean cycle that no demo-scale model learned to steer (benchmarks/RESULTS.md, "Clinical control,
+    # fourth run"); now the frame mean's std is ~22 % of the mean (v2: 8 %), 0.029 at 32 px in [-1, 1] (v2: 0.010).
+    pulse = float(rng.uniform(0.15, 0.25))
+    bright = float(rng.uniform(0.25, 0.35))
     t = torch.arange(frames, dtype=torch.float32)
     beats = bpm / 60.0 / _FPS  # heart cycles per output frame
+    # ECG-triggered acquisition (demo v3): every clip starts at end-diastole, as prospectively gated cine
+    # does, so the beat's phase at frame 0 is fixed and its timing follows from the heart rate alone.
     # The source loop holds one cycle in its 30 frames; forward+backward playback spans two loops per cycle.
-    position = float(rng.uniform(0, 58)) + t * beats * 2 * (echo.shape[0] - 1)
+    position = t * beats * 2 * (echo.shape[0] - 1)
 
     # Output sector: apex at the top centre.
     half = min(math.radians(float(rng.uniform(32, 42))), math.asin(min(0.98, 0.5 * width / (0.92 * height))))
@@ -58,7 +65,7 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     angle = torch.atan2(px, py) / half  # -1..1 across the sector
     inside = ((1 - radius) / 0.01).clamp(0, 1) * ((1 - angle.abs()) / 0.02).clamp(0, 1) * (py > 0)
 
-    phase = 2 * math.pi * beats * t + float(rng.uniform(0, 2 * math.pi))
+    phase = 2 * math.pi * beats * t - math.pi / 2  # end-diastole (thinnest, darkest walls) at frame 0
     swell = 1 + pulse * torch.sin(phase)[:, None, None] * torch.exp(-(((radius - 0.55) / 0.25) ** 2))
     sweep = tilt * torch.sin(2 * math.pi * t / max(frames - 1, 1))[:, None, None]
     src_angle = angle * _HALF_ANGLE + sweep
@@ -77,7 +84,7 @@ def make_ultrasound(assets: DemoAssets, rng: np.random.Generator, frames: int, h
     polar_grid = torch.stack([(angle * _HALF_ANGLE + sweep) / _HALF_ANGLE, src_radius / depth * 2 - 1], -1)
     speckle = sample(speckle, polar_grid)
     image = tissue * (0.45 + 0.55 * speckle) * 1.6 * gain * torch.exp(-0.6 * radius) + 0.03 * speckle
-    image = image * inside
+    image = image * inside * (1 + bright * torch.sin(phase))[:, None, None, None]
     # Depth marks along the right of the sector, as scanners draw them.
     for k in range(1, 5):
         row = int(0.04 * height + k * reach / 5)
