@@ -129,16 +129,21 @@ def train_vae(args) -> Path:
     return fit_stage(vae_config(args)).last_ckpt
 
 
+def run_overrides(args, cache: Path, steps: int) -> list:
+    """The attr_demo overrides both stages share, with their encode cache and step count (``args.overrides``,
+    the user's extras, go after them)."""
+    return [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={cache}", "data.size=32",
+            "cond.first_frame=true", "cond.first_frame_dropout=0.5", "model.blocks=[full_attn]", "model.mlp_ratio=4",
+            "align=off", f"trainer.max_steps={steps}", f"out_dir={args.work}/runs", "trainer.enable_progress_bar=false",
+            "trainer.val_check_interval=1000", "trainer.checkpoint_every_n_steps=1000"]
+
+
 def compose_run(args):
     from medsora.config import compose
     from medsora.flow.raft_weights import file_sha256
 
     cache = Path(args.work) / "cache" / file_sha256(args.vae)[:12]  # one cache per VAE (a cache refuses another's)
-    overrides = [f"vae.ckpt={Path(args.vae).resolve()}", f"data.cache={cache}", "data.size=32",
-                 "cond.first_frame=true", "cond.first_frame_dropout=0.5", "model.blocks=[full_attn]", "model.mlp_ratio=4",
-                 "align=off",
-                 f"trainer.max_steps={args.steps}", f"out_dir={args.work}/runs", "trainer.enable_progress_bar=false",
-                 "trainer.val_check_interval=1000", "trainer.checkpoint_every_n_steps=1000", *args.overrides]
+    overrides = [*run_overrides(args, cache, args.steps), *args.overrides]
     return compose("attr_demo", overrides), overrides
 
 
@@ -167,11 +172,10 @@ def compose_hr_run(args, base, stage1: Path):
 
     manifest = ultrasound_manifest(base, args.work)
     cache = Path(args.work) / "cache" / f"{Path(base.data.cache).name}-ultrasound"
-    _, overrides = compose_run(args)
-    overrides = [o for o in overrides if not o.startswith(("data.cache=", "trainer.max_steps="))]
-    overrides += [f"data.manifest={manifest}", f"data.cache={cache}", f"train.init_from={stage1}",
-                  f"cond.modalities=[{','.join(sorted(MODALITIES))}]", f"data.batch_size={args.hr_batch}",
-                  f"trainer.max_steps={args.hr_steps}", "name=attr_demo_hr"]
+    extras = [o for o in args.overrides if not o.startswith(("data.cache=", "trainer.max_steps="))]  # stage 1's own
+    overrides = [*run_overrides(args, cache, args.hr_steps), *extras, f"data.manifest={manifest}",
+                 f"train.init_from={stage1}", f"cond.modalities=[{','.join(sorted(MODALITIES))}]",
+                 f"data.batch_size={args.hr_batch}", "name=attr_demo_hr"]
     return compose("attr_demo", overrides), overrides
 
 
@@ -359,8 +363,7 @@ def main(argv=None) -> None:
     i2v = image_to_video(module, clips, args.seed)
     hr_ckpt, hr, stage2 = args.hr_ckpt, stage1, None
     if hr_ckpt is None and args.hr_steps > 0:
-        hr_cfg, hr_overrides = compose_hr_run(args, module.cfg, ckpt)
-        hr_ckpt = train(hr_cfg)
+        hr_ckpt = train(compose_hr_run(args, module.cfg, ckpt)[0])
     if hr_ckpt is not None:
         hr_module = DiffusionModule.from_checkpoint(str(hr_ckpt))
         hr = heart_rate(hr_module, real_clips(hr_module.cfg), args.seed, args.guidance)
